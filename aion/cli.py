@@ -1,0 +1,91 @@
+"""The `aion` command line: the local stack, the processes, and the tools around them."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aion import settings as settings_module
+from aion.stack.manager import Stack
+from aion.stack.process import StackError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+stack_app = typer.Typer(no_args_is_help=True, help="The embedded local stack of real servers.")
+app.add_typer(stack_app, name="stack")
+console = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}", highlight=False)
+    return typer.Exit(code=1)
+
+
+def stack_up() -> Stack:
+    """Start (or find running) every embedded service, with progress on stderr."""
+    stack = Stack(settings_module.load())
+    with console.status("starting the local stack…") as status:
+
+        def report(line: str) -> None:
+            console.print(f"  {line}", highlight=False)
+            status.update(line)
+
+        stack.up(report)
+    return stack
+
+
+@stack_app.command("up")
+def stack_up_command() -> None:
+    """Install what is missing, start the servers, wait until each is ready."""
+    try:
+        stack = stack_up()
+    except StackError as exc:
+        raise _fail(exc) from exc
+    _print_status(stack)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the servers that `up` started (never one it did not start)."""
+    stopped = Stack(settings_module.load()).down(lambda line: console.print(f"  {line}"))
+    console.print(f"stopped {len(stopped)} service(s)")
+
+
+@stack_app.command("status")
+def stack_status(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Each service with its address, pid and health. Exit 1 if any is unhealthy."""
+    stack = Stack(settings_module.load())
+    rows = stack.status()
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
+    else:
+        _print_status(stack, rows)
+    if not all(r.healthy for r in rows):
+        raise typer.Exit(code=1)
+
+
+@stack_app.command("env")
+def stack_env() -> None:
+    """Shell exports that point another shell or tool at this stack: eval "$(aion stack env)"."""
+    for key, value in settings_module.load().client_env().items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+def _print_status(stack: Stack, rows: list | None = None) -> None:  # type: ignore[type-arg]
+    table = Table(title="Aion local stack")
+    for column in ("service", "address", "mode", "pid", "health", "detail"):
+        table.add_column(column)
+    for r in rows or stack.status():
+        health = "[green]healthy[/green]" if r.healthy else "[red]down[/red]"
+        table.add_row(r.name, r.address, r.mode, str(r.pid or "-"), health, r.detail)
+    Console().print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,117 @@
+"""Every setting Aion reads, from environment variables prefixed ``AION_``.
+
+A service whose address is given here is taken as external: the local stack does not start it.
+Unset addresses mean "embedded": the stack starts that server on the private port below.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Private ports of the embedded stack; chosen away from the usual defaults so that a developer's
+# own Kafka, Postgres or Redis on the standard ports never collides with ours.
+KAFKA_PORT = 19092
+KAFKA_CONTROLLER_PORT = 19093
+REGISTRY_PORT = 18081
+REGISTRY_MANAGEMENT_PORT = 19001
+POSTGRES_PORT = 15432
+REDIS_PORT = 16379
+S3_PORT = 19000
+
+
+class Settings(BaseSettings):
+    """Aion's configuration. ``docs/configuration.md`` and the README list each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="AION_", extra="ignore")
+
+    home: Path = Field(default=Path(".aion"), description="Data and logs of the local stack.")
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "aion",
+        description="Downloaded jars and built binaries, shared by every stack home.",
+    )
+
+    kafka_bootstrap: str | None = Field(default=None, description="External Kafka bootstrap.")
+    schema_registry_url: str | None = Field(default=None, description="Confluent-compatible URL.")
+    database_url: str | None = Field(default=None, description="Postgres conninfo URL.")
+    redis_url: str | None = Field(default=None, description="Redis URL.")
+    s3_endpoint: str | None = Field(default=None, description="S3 endpoint, host:port.")
+    s3_access_key: str = "aion"
+    s3_secret_key: str = "aion-local-secret"
+    s3_bucket: str = "aion"
+    s3_secure: bool = False
+    qdrant_url: str | None = Field(default=None, description="Qdrant server; else embedded.")
+    qdrant_path: Path | None = Field(default=None, description="Embedded Qdrant folder.")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_body_bytes: int = 64 * 1024
+    topic_partitions: int = 6
+    kafka_heap: str = "768m"
+    registry_heap: str = "512m"
+    registry_java: Path | None = Field(default=None, description="java (>= 21) for Apicurio.")
+    log_level: str = "INFO"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.home.resolve()
+
+    @cached_property
+    def kafka(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{KAFKA_PORT}"
+
+    @cached_property
+    def registry(self) -> str:
+        return self.schema_registry_url or f"http://127.0.0.1:{REGISTRY_PORT}/apis/ccompat/v7"
+
+    @cached_property
+    def database(self) -> str:
+        return self.database_url or f"postgresql://aion@127.0.0.1:{POSTGRES_PORT}/aion"
+
+    @cached_property
+    def redis(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{REDIS_PORT}/0"
+
+    @cached_property
+    def s3(self) -> str:
+        return self.s3_endpoint or f"127.0.0.1:{S3_PORT}"
+
+    @cached_property
+    def qdrant_location(self) -> str:
+        """A server URL, or the folder of the embedded local mode."""
+        if self.qdrant_url:
+            return self.qdrant_url
+        return str(self.qdrant_path or self.stack_dir / "qdrant")
+
+    def external(self) -> dict[str, bool]:
+        """Which services were pointed elsewhere (and so are not started by the stack)."""
+        return {
+            "kafka": self.kafka_bootstrap is not None,
+            "registry": self.schema_registry_url is not None,
+            "postgres": self.database_url is not None,
+            "redis": self.redis_url is not None,
+            "s3": self.s3_endpoint is not None,
+            "qdrant": self.qdrant_url is not None,
+        }
+
+    def client_env(self) -> dict[str, str]:
+        """The variables that point another shell or tool at this configuration."""
+        return {
+            "AION_HOME": str(self.stack_dir),
+            "AION_KAFKA_BOOTSTRAP": self.kafka,
+            "AION_SCHEMA_REGISTRY_URL": self.registry,
+            "AION_DATABASE_URL": self.database,
+            "AION_REDIS_URL": self.redis,
+            "AION_S3_ENDPOINT": self.s3,
+            "AION_S3_ACCESS_KEY": self.s3_access_key,
+            "AION_S3_SECRET_KEY": self.s3_secret_key,
+            "AION_S3_BUCKET": self.s3_bucket,
+            "AION_QDRANT_URL" if self.qdrant_url else "AION_QDRANT_PATH": self.qdrant_location,
+        }
+
+
+def load() -> Settings:
+    return Settings()

@@ -1,0 +1,51 @@
+"""The write model's vocabulary: commands in, events or a rejection out. No I/O here."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+# Fixed namespace for event ids: uuid5(namespace, f"{command_id}/{index}") is stable across
+# retries, so a command processed twice yields byte-identical event ids.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1d7c1e-5b9a-4f0e-9c55-2f8f5a3c9e10")
+
+
+@dataclass(frozen=True)
+class Command:
+    type: str  # full Avro record name, e.g. aion.tenant.CreateTenant
+    envelope: dict[str, Any]
+    payload: dict[str, Any]
+
+    @property
+    def command_id(self) -> str:
+        return str(self.envelope["command_id"])
+
+    @property
+    def expected_version(self) -> int | None:
+        value = self.envelope.get("expected_version")
+        return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # full Avro record name, e.g. aion.tenant.TenantCreated
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str  # already_exists, not_found, version_conflict, invalid, suspended, ...
+    reason: str
+    field: str | None = None  # JSON pointer into the request body
+
+    @property
+    def type(self) -> str:
+        return "aion.CommandRejected"
+
+
+Decision = list[Event] | Rejection
+
+
+def event_id(command_id: str, index: int) -> str:
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/{index}"))

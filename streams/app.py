@@ -1,0 +1,53 @@
+"""The Faust application: one app, its tables on RocksDB, the topics it reads and writes.
+
+Every message body is Avro in the Confluent wire format, so Faust sees raw bytes and our codec
+does the (de)serialisation. The app's own internal topics (table changelogs) are declared by
+Faust; ours are created by ``aion.bootstrap`` from the topic catalogue.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import faust
+
+from aion.settings import Settings
+from schemas.codec import Codec
+from schemas.topics import COMMANDS, DEADLETTER, TOPICS
+
+
+class StreamsApp:
+    """The Faust app and the handles its agents share, built from settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = faust.App(
+            "aion-streams",
+            broker=f"kafka://{settings.kafka}",
+            store="rocksdb://",
+            datadir=str(settings.stack_dir / "faust"),
+            web_enabled=False,
+            key_serializer="raw",
+            value_serializer="raw",
+            topic_partitions=settings.topic_partitions,
+            topic_replication_factor=1,
+            # Offsets are committed often so that a restart replays little; correctness comes
+            # from idempotent processing, not from the commit interval.
+            broker_commit_every=100,
+            broker_commit_interval=1.0,
+            producer_acks=-1,
+        )
+        self.topics = {
+            spec.name: self.app.topic(spec.name, key_type=bytes, value_type=bytes)
+            for spec in TOPICS
+        }
+        self.deadletter = self.app.topic(DEADLETTER, key_type=bytes, value_type=bytes)
+        self.commands = self.topics[COMMANDS]
+        # Aggregate state, keyed "<aggregate type>:<aggregate id>"; one writer per partition.
+        self.aggregates = self.app.Table(
+            "aggregates", default=None, partitions=settings.topic_partitions, value_type=bytes
+        )
+
+    @cached_property
+    def codec(self) -> Codec:
+        return Codec(self.settings.registry)

@@ -1,0 +1,120 @@
+"""The command processor: the single writer of every aggregate.
+
+For each command on ``aion.commands`` (keyed by aggregate id, so one partition, one writer):
+load the aggregate's state from the table, decide, produce the events (or the rejection) to the
+aggregate's events topic and wait for Kafka's ack, then store the new state.
+
+Why this order: events are produced before the state is saved, so a crash in between replays
+the command against the old state and yields the same events with the same deterministic ids
+(harmless duplicates that every consumer drops by event id or version). A command whose id is
+already in the state's recent list was fully handled and is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from faust.types import EventT
+
+from commands.aggregates import Aggregate, aggregate_for
+from commands.model import Command, Event, Rejection, event_id
+from schemas.codec import DecodeError
+from schemas.topics import COMMANDS, events_topic
+from streams.app import StreamsApp
+from streams.deadletter import send_to_deadletter
+
+log = logging.getLogger(__name__)
+
+RECENT_COMMANDS = 128  # ids remembered per aggregate to recognise a redelivered command
+
+
+def envelope_for(command: Command, aggregate: Aggregate, index: int, version: int,
+                 event_type: str) -> dict[str, Any]:
+    env = command.envelope
+    return {
+        "event_id": event_id(command.command_id, index),
+        "event_type": event_type,
+        "command_id": command.command_id,
+        "correlation_id": env["correlation_id"],
+        "causation_id": command.command_id,
+        "tenant_id": env["tenant_id"],
+        "aggregate_type": aggregate.name,
+        "aggregate_id": env["aggregate_id"],
+        "aggregate_version": version,
+        "occurred_at": env["issued_at"],
+        "actor": env["actor"],
+        "traceparent": env.get("traceparent"),
+        "tracestate": env.get("tracestate"),
+    }
+
+
+def outcome_records(
+    command: Command, aggregate: Aggregate, state: Any
+) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
+    """The (record name, value) pairs to produce for a command, and the state after them."""
+    decision = aggregate.handle(state, command)
+    if isinstance(decision, Rejection):
+        value = {
+            "envelope": envelope_for(command, aggregate, 0, state.version, decision.type),
+            "command_type": command.type,
+            "code": decision.code,
+            "reason": decision.reason,
+            "field": decision.field,
+            "current_version": state.version,
+        }
+        return [(decision.type, value)], state
+    records = []
+    for index, event in enumerate(decision):
+        state = aggregate.evolve(state, event)
+        value = {"envelope": envelope_for(command, aggregate, index, state.version, event.type),
+                 **event.payload}
+        records.append((event.type, value))
+    return records, state
+
+
+def register(streams: StreamsApp) -> None:
+    app, table = streams.app, streams.aggregates
+
+    @app.agent(streams.commands, name="command-processor")
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            await handle(streams, table, event)
+
+
+async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
+    message = event.message
+    try:
+        name, value = streams.codec.decode(COMMANDS, message.value)
+        aggregate = aggregate_for(name)
+    except (DecodeError, KeyError) as exc:
+        await send_to_deadletter(streams, message, exc)
+        return
+    envelope = value.pop("envelope")
+    command = Command(name, envelope, value)
+    key = f"{aggregate.name}:{envelope['aggregate_id']}"
+    stored = table.get(key)
+    document = json.loads(stored) if stored else {"state": None, "recent": []}
+    if command.command_id in document["recent"]:
+        log.info("command %s was already handled; skipped", command.command_id)
+        return
+    state = aggregate.load(document["state"])
+    records, new_state = outcome_records(command, aggregate, state)
+    topic = streams.topics[events_topic(aggregate.name)]
+    started = time.monotonic()
+    for record_name, record in records:
+        data = streams.codec.encode(topic.get_topic_name(), record_name, record)
+        pending = await topic.send(
+            key=str(envelope["aggregate_id"]).encode(),
+            value=data,
+            headers={"aion-type": record_name.encode(),
+                     "aion-command-id": command.command_id.encode()},
+        )
+        await pending  # wait for the broker's ack before the state moves on
+    document["state"] = aggregate.dump(new_state)
+    document["recent"] = [*document["recent"], command.command_id][-RECENT_COMMANDS:]
+    table[key] = json.dumps(document).encode()
+    log.info("command %s %s -> %s in %.1f ms", command.type, command.command_id,
+             [r[0] for r in records], (time.monotonic() - started) * 1000)

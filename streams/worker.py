@@ -1,0 +1,21 @@
+"""Entry point of `aion worker`: the Faust worker with every stream agent registered."""
+
+from __future__ import annotations
+
+import faust
+
+from aion.settings import Settings
+from streams import command_processor
+from streams.app import StreamsApp
+
+
+def build(settings: Settings) -> StreamsApp:
+    streams = StreamsApp(settings)
+    command_processor.register(streams)
+    return streams
+
+
+def run(settings: Settings) -> None:
+    streams = build(settings)
+    worker = faust.Worker(streams.app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()
