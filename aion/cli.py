@@ -89,3 +89,72 @@ def _print_status(stack: Stack, rows: list | None = None) -> None:  # type: igno
 
 def main() -> None:
     app()
+
+
+@app.command()
+def init() -> None:
+    """Create the topics, register the schemas, migrate the read models (idempotent)."""
+    from aion.bootstrap import bootstrap
+
+    bootstrap(settings_module.load())
+    console.print("topics, schemas and read-model tables are in place")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Interface (default AION_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default AION_API_PORT)."),
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    from aion import telemetry
+    from api.app import create_app
+
+    settings = settings_module.load()
+    telemetry.setup("api", settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust stream processors (the command processor)."""
+    from aion import telemetry
+    from aion.bootstrap import ensure_topics
+    from streams import worker as streams_worker
+
+    settings = settings_module.load()
+    telemetry.setup("worker", settings.log_level)
+    ensure_topics(settings)
+    streams_worker.run(settings)
+
+
+@app.command()
+def projector() -> None:
+    """Run the projections into the read models."""
+    from aion import telemetry
+    from projections import service
+
+    settings = settings_module.load()
+    telemetry.setup("projector", settings.log_level)
+    service.run(settings)
+
+
+@app.command()
+def up(
+    demo: bool = typer.Option(True, help="Create the demo tenant."),
+) -> None:
+    """Stack + API + worker + projector in the foreground; Ctrl-C stops what this started."""
+    from aion.foreground import run_foreground
+
+    try:
+        code = run_foreground(settings_module.load(), console, demo=demo)
+    except StackError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code)

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     max_body_bytes: int = 64 * 1024
     topic_partitions: int = 6
+    topic_replication: int = 1
     kafka_heap: str = "768m"
     registry_heap: str = "512m"
     registry_java: Path | None = Field(default=None, description="java (>= 21) for Apicurio.")

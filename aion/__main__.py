@@ -1,0 +1,3 @@
+from aion.cli import main
+
+main()

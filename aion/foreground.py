@@ -1,0 +1,118 @@
+"""`aion up`: the whole system in the foreground, until Ctrl-C.
+
+Starts the stack (or finds it running), prepares topics, schemas and tables, runs the API,
+the stream worker and the projector as child processes, creates the demo tenant and prints
+where to look. On Ctrl-C or SIGTERM it stops its children, then the servers it started itself.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import httpx
+from rich.console import Console
+
+from aion.bootstrap import bootstrap
+from aion.settings import Settings
+from aion.stack.manager import Stack
+from aion.stack.process import StackError
+
+ROLES = ("serve", "worker", "projector")
+DEMO_TENANT = {"tenant_id": "demo", "display_name": "Demo tenant", "labels": {"origin": "make up"}}
+
+
+def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -> int:
+    stack = Stack(settings)
+    already = {s.name for s in stack.services if s.has_process and s.process.pid()}
+    with console.status("starting the local stack…") as status:
+        stack.up(lambda line: (console.print(f"  {line}", highlight=False), status.update(line)))
+    started_here = {s.name for s in stack.services if s.has_process and s.process.pid()} - already
+    console.print("  creating topics, registering schemas, migrating read models")
+    bootstrap(settings)
+    children = [
+        subprocess.Popen([sys.executable, "-m", "aion", role]) for role in ROLES
+    ]
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    code = 0
+    try:
+        wait_ready(api, children)
+        if demo:
+            create_demo_tenant(api, console)
+        print_where_to_look(settings, console, api)
+        while not stopping:
+            if any(c.poll() is not None for c in children):
+                console.print("[red]a process exited; stopping everything[/red]")
+                code = 1
+                break
+            time.sleep(0.2)
+    except StackError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        code = 1
+    finally:
+        console.print("stopping Aion processes…")
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for service in reversed(stack.services):
+            if service.name in started_here:
+                service.process.stop()
+                console.print(f"  {service.name}: stopped")
+    return code
+
+
+def wait_ready(api: str, children: list[subprocess.Popen[bytes]], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.poll() is not None for c in children):
+            raise StackError("an Aion process exited during start-up; see its log above")
+        try:
+            if httpx.get(f"{api}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise StackError(f"the API at {api} was not ready within {timeout:.0f}s")
+
+
+def create_demo_tenant(api: str, console: Console) -> None:
+    response = httpx.post(f"{api}/v1/tenants?wait=20", json=DEMO_TENANT, timeout=30)
+    if response.status_code in (200, 201):
+        console.print("  demo tenant 'demo' created")
+    elif response.status_code == 409:
+        console.print("  demo tenant 'demo' already exists")
+    else:
+        console.print(f"[yellow]demo tenant: {response.status_code} {response.text}[/yellow]")
+
+
+def print_where_to_look(settings: Settings, console: Console, api: str) -> None:
+    env = settings.client_env()
+    console.print(
+        "\n[bold green]Aion is up.[/bold green] Where to look:\n"
+        f"  API             {api}  (try: curl {api}/v1/tenants/demo)\n"
+        f"  OpenAPI         {api}/openapi.json\n"
+        f"  Readiness       {api}/readyz    Metrics {api}/metrics\n"
+        f"  Kafka           {env['AION_KAFKA_BOOTSTRAP']}\n"
+        f"  Schema registry {env['AION_SCHEMA_REGISTRY_URL']}\n"
+        f"  Postgres        {env['AION_DATABASE_URL']}\n"
+        f"  Logs            {settings.stack_dir / 'logs'}\n"
+        "  Another shell:  eval \"$(aion stack env)\"; aion stack status\n"
+        "Press Ctrl-C to stop.",
+        highlight=False,
+    )

@@ -1,0 +1,92 @@
+"""The Starlette application: routes, error handling, metrics, and the lifespan of clients."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import Histogram
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from aion.settings import Settings
+from api import commands, health, tenants
+from api.openapi import Operation, document
+from api.problems import Problem, problem_response
+from api.state import ApiState
+
+OPERATIONS = [
+    Operation("POST", "/v1/tenants", "Create a tenant", command="aion.tenant.CreateTenant",
+              ok={"202": "Accepted; decided asynchronously", "201": "Created (when waiting)"},
+              errors=("400", "409", "413", "415", "422")),
+    Operation("GET", "/v1/tenants/{tenant}", "A tenant, from the read model", errors=("404",)),
+    Operation("GET", "/v1/commands/{command_id}", "A command's status and outcome",
+              errors=("404",)),
+    Operation("GET", "/healthz", "Liveness"),
+    Operation("GET", "/readyz", "Readiness: Kafka, Postgres and the registry answer",
+              ok={"200": "Ready", "503": "Not ready"}),
+    Operation("GET", "/metrics", "Prometheus metrics"),
+]
+
+REQUEST_SECONDS = Histogram(
+    "aion_http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class MetricsMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        REQUEST_SECONDS.labels(
+            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
+        ).observe(time.perf_counter() - started)
+        return response
+
+
+async def on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request.url.path)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    return problem_response(Problem(exc.status_code, code, str(exc.detail)), request.url.path)
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(document(OPERATIONS))
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.api = await ApiState.open(settings)
+        try:
+            yield
+        finally:
+            await app.state.api.close()
+
+    routes = [
+        Route("/v1/tenants", tenants.create_tenant, methods=["POST"]),
+        Route("/v1/tenants/{tenant}", tenants.get_tenant, methods=["GET"]),
+        Route("/v1/commands/{command_id}", commands.get_command, methods=["GET"]),
+        Route("/healthz", health.healthz),
+        Route("/readyz", health.readyz),
+        Route("/metrics", health.metrics),
+        Route("/openapi.json", openapi),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(MetricsMiddleware)],
+        exception_handlers={Problem: on_problem, HTTPException: on_http_error},
+    )
