@@ -33,9 +33,7 @@ def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -
     started_here = {s.name for s in stack.services if s.has_process and s.process.pid()} - already
     console.print("  creating topics, registering schemas, migrating read models")
     bootstrap(settings)
-    children = [
-        subprocess.Popen([sys.executable, "-m", "aion", role]) for role in ROLES
-    ]
+    children = [subprocess.Popen([sys.executable, "-m", "aion", role]) for role in ROLES]
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -112,7 +110,7 @@ def print_where_to_look(settings: Settings, console: Console, api: str) -> None:
         f"  Schema registry {env['AION_SCHEMA_REGISTRY_URL']}\n"
         f"  Postgres        {env['AION_DATABASE_URL']}\n"
         f"  Logs            {settings.stack_dir / 'logs'}\n"
-        "  Another shell:  eval \"$(aion stack env)\"; aion stack status\n"
+        '  Another shell:  eval "$(aion stack env)"; aion stack status\n'
         "Press Ctrl-C to stop.",
         highlight=False,
     )

@@ -16,6 +16,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+NOISY = ("aiokafka", "faust", "mode", "httpx", "httpx2", "uvicorn.access")
+
 
 class JsonFormatter(logging.Formatter):
     def __init__(self, role: str) -> None:
@@ -39,13 +41,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def logging_config(role: str, level: str = "INFO") -> dict[str, object]:
+    """The same set-up as a dictConfig, for Faust's worker, which configures logging itself."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter, "role": role}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {name: {"level": "WARNING"} for name in NOISY},
+    }
+
+
 def setup(role: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(role))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "faust", "mode", "httpx", "uvicorn.access"):
+    for noisy in NOISY:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     trace.set_tracer_provider(
         TracerProvider(resource=Resource.create({"service.name": f"aion-{role}"}))

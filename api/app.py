@@ -22,20 +22,32 @@ from api.problems import Problem, problem_response
 from api.state import ApiState
 
 OPERATIONS = [
-    Operation("POST", "/v1/tenants", "Create a tenant", command="aion.tenant.CreateTenant",
-              ok={"202": "Accepted; decided asynchronously", "201": "Created (when waiting)"},
-              errors=("400", "409", "413", "415", "422")),
+    Operation(
+        "POST",
+        "/v1/tenants",
+        "Create a tenant",
+        command="aion.tenant.CreateTenant",
+        ok={"202": "Accepted; decided asynchronously", "201": "Created (when waiting)"},
+        errors=("400", "409", "413", "415", "422"),
+    ),
     Operation("GET", "/v1/tenants/{tenant}", "A tenant, from the read model", errors=("404",)),
-    Operation("GET", "/v1/commands/{command_id}", "A command's status and outcome",
-              errors=("404",)),
+    Operation(
+        "GET", "/v1/commands/{command_id}", "A command's status and outcome", errors=("404",)
+    ),
     Operation("GET", "/healthz", "Liveness"),
-    Operation("GET", "/readyz", "Readiness: Kafka, Postgres and the registry answer",
-              ok={"200": "Ready", "503": "Not ready"}),
+    Operation(
+        "GET",
+        "/readyz",
+        "Readiness: Kafka, Postgres and the registry answer",
+        ok={"200": "Ready", "503": "Not ready"},
+    ),
     Operation("GET", "/metrics", "Prometheus metrics"),
 ]
 
 REQUEST_SECONDS = Histogram(
-    "aion_http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
+    "aion_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 

@@ -18,8 +18,12 @@ async def read_json(request: Request, limit: int) -> Any:
         raise _too_large(limit)
     content_type = request.headers.get("content-type", "")
     if content_type and not content_type.split(";")[0].strip().endswith(("/json", "+json")):
-        raise Problem(415, "unsupported-media-type", "Unsupported media type",
-                      f"send application/json, not {content_type}")
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"send application/json, not {content_type}",
+        )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -30,14 +34,24 @@ async def read_json(request: Request, limit: int) -> Any:
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise Problem(400, "malformed-json", "Malformed JSON",
-                      f"the body is not valid JSON{where}", field="") from exc
+        where = (
+            f" at line {exc.lineno} column {exc.colno}"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
+        raise Problem(
+            400, "malformed-json", "Malformed JSON", f"the body is not valid JSON{where}", field=""
+        ) from exc
 
 
 def _too_large(limit: int) -> Problem:
-    return Problem(413, "body-too-large", "Request body too large",
-                   f"the body exceeds the limit of {limit} bytes", field="")
+    return Problem(
+        413,
+        "body-too-large",
+        "Request body too large",
+        f"the body exceeds the limit of {limit} bytes",
+        field="",
+    )
 
 
 def command_payload(record_name: str, body: Any) -> dict[str, Any]:
@@ -47,8 +61,11 @@ def command_payload(record_name: str, body: Any) -> dict[str, Any]:
     if problems:
         first = problems[0]
         raise Problem(
-            422, "invalid-field", "Invalid request body",
-            f"{first.field}: {first.message}", field=first.field,
+            422,
+            "invalid-field",
+            "Invalid request body",
+            f"{first.field}: {first.message}",
+            field=first.field,
             errors=[{"field": p.field, "message": p.message} for p in problems],
         )
     return with_defaults(fields, body)

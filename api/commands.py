@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,6 +17,7 @@ from api.problems import Problem
 from api.state import ApiState
 from schemas.topics import COMMANDS
 
+tracer = trace.get_tracer("aion.api")
 MAX_WAIT_SECONDS = 30.0
 PENDING_TTL_SECONDS = 7 * 24 * 3600
 # The HTTP status of each rejection code the deciders use.
@@ -41,8 +42,13 @@ def requested_wait(request: Request) -> float:
     try:
         seconds = float(raw)
     except ValueError as exc:
-        raise Problem(400, "invalid-parameter", "Invalid wait", "wait must be a number of seconds",
-                      field="wait") from exc
+        raise Problem(
+            400,
+            "invalid-parameter",
+            "Invalid wait",
+            "wait must be a number of seconds",
+            field="wait",
+        ) from exc
     return max(0.0, min(seconds, MAX_WAIT_SECONDS))
 
 
@@ -56,11 +62,47 @@ async def submit(
     payload: dict[str, Any],
     created_location: str | None = None,
 ) -> Response:
-    state: ApiState = request.app.state.api
     wait = requested_wait(request)
     command_id = str(uuid.uuid4())
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.destination.name": COMMANDS,
+        "aion.command.id": command_id,
+        "aion.command.type": record_name,
+    }
+    with tracer.start_as_current_span(
+        f"send {COMMANDS}", kind=trace.SpanKind.PRODUCER, attributes=attributes
+    ):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return await _submit(
+            request,
+            record_name,
+            command_id,
+            carrier,
+            wait,
+            tenant_id=tenant_id,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            payload=payload,
+            created_location=created_location,
+        )
+
+
+async def _submit(
+    request: Request,
+    record_name: str,
+    command_id: str,
+    carrier: dict[str, str],
+    wait: float,
+    *,
+    tenant_id: str,
+    aggregate_type: str,
+    aggregate_id: str,
+    payload: dict[str, Any],
+    created_location: str | None,
+) -> Response:
+    state: ApiState = request.app.state.api
     envelope = {
         "command_id": command_id,
         "command_type": record_name,
@@ -77,21 +119,33 @@ async def submit(
     }
     value = state.codec.encode(COMMANDS, record_name, {"envelope": envelope, **payload})
     delivered = await state.producer.send(
-        COMMANDS, aggregate_id.encode(), value,
+        COMMANDS,
+        aggregate_id.encode(),
+        value,
         {"aion-type": record_name.encode(), "aion-command-id": command_id.encode()},
     )
-    position = {"topic": delivered.topic, "partition": delivered.partition,
-                "offset": delivered.offset}
-    await state.redis.set(f"aion:command:{command_id}", f"{delivered.partition}:{delivered.offset}",
-                          ex=PENDING_TTL_SECONDS)
+    position = {
+        "topic": delivered.topic,
+        "partition": delivered.partition,
+        "offset": delivered.offset,
+    }
+    await state.redis.set(
+        f"aion:command:{command_id}",
+        f"{delivered.partition}:{delivered.offset}",
+        ex=PENDING_TTL_SECONDS,
+    )
     status_url = f"/v1/commands/{command_id}"
     if wait > 0:
         outcome = await wait_for_outcome(state, command_id, wait)
         if outcome is not None:
             return outcome_response(outcome, created_location)
     return JSONResponse(
-        {"command_id": command_id, "status": "pending", "status_url": status_url,
-         "position": position},
+        {
+            "command_id": command_id,
+            "status": "pending",
+            "status_url": status_url,
+            "position": position,
+        },
         status_code=202,
         headers={"Location": status_url},
     )
@@ -102,19 +156,24 @@ async def load_outcome(state: ApiState, command_id: str) -> dict[str, Any] | Non
         await cur.execute(
             "select command_id, command_type, tenant_id, aggregate_type, aggregate_id, status,"
             " code, reason, field, aggregate_version, event_ids, topic, partition,"
-            " \"offset\", decided_at from command_outcomes where command_id = %s",
+            ' "offset", decided_at from command_outcomes where command_id = %s',
             (command_id,),
         )
         row = await cur.fetchone()
     if row is None:
         return None
     row["decided_at"] = row["decided_at"].isoformat()
-    row["event_position"] = {"topic": row.pop("topic"), "partition": row.pop("partition"),
-                             "offset": row.pop("offset")}
+    row["event_position"] = {
+        "topic": row.pop("topic"),
+        "partition": row.pop("partition"),
+        "offset": row.pop("offset"),
+    }
     return row
 
 
-async def wait_for_outcome(state: ApiState, command_id: str, seconds: float) -> dict[str, Any] | None:
+async def wait_for_outcome(
+    state: ApiState, command_id: str, seconds: float
+) -> dict[str, Any] | None:
     deadline = time.monotonic() + seconds
     delay = 0.01
     while True:
@@ -129,9 +188,13 @@ def outcome_response(outcome: dict[str, Any], created_location: str | None = Non
     if outcome["status"] == "rejected":
         code = outcome["code"] or "rejected"
         raise Problem(
-            REJECTION_STATUS.get(code, 422), code.replace("_", "-"), "Command rejected",
-            outcome["reason"] or code, field=outcome["field"],
-            command_id=outcome["command_id"], current_version=outcome["aggregate_version"],
+            REJECTION_STATUS.get(code, 422),
+            code.replace("_", "-"),
+            "Command rejected",
+            outcome["reason"] or code,
+            field=outcome["field"],
+            command_id=outcome["command_id"],
+            current_version=outcome["aggregate_version"],
         )
     headers = {"Location": created_location} if created_location else {}
     return JSONResponse(outcome, status_code=201 if created_location else 200, headers=headers)
@@ -145,9 +208,18 @@ async def get_command(request: Request) -> Response:
         return JSONResponse(outcome)
     pending = await state.redis.get(f"aion:command:{command_id}")
     if pending is None:
-        raise Problem(404, "not-found", "Unknown command", f"no command {command_id} is known",
-                      field="command_id")
+        raise Problem(
+            404,
+            "not-found",
+            "Unknown command",
+            f"no command {command_id} is known",
+            field="command_id",
+        )
     partition, offset = pending.decode().split(":")
-    return JSONResponse({"command_id": command_id, "status": "pending",
-                         "position": {"topic": COMMANDS, "partition": int(partition),
-                                      "offset": int(offset)}})
+    return JSONResponse(
+        {
+            "command_id": command_id,
+            "status": "pending",
+            "position": {"topic": COMMANDS, "partition": int(partition), "offset": int(offset)},
+        }
+    )

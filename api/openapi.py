@@ -48,9 +48,13 @@ def avro_to_json_schema(kind: Any) -> dict[str, Any]:
             return {"type": "object", "additionalProperties": avro_to_json_schema(kind["values"])}
         return avro_to_json_schema(t)
     return {
-        "null": {"type": "null"}, "boolean": {"type": "boolean"}, "string": {"type": "string"},
-        "bytes": {"type": "string"}, "int": {"type": "integer", "format": "int32"},
-        "long": {"type": "integer", "format": "int64"}, "float": {"type": "number"},
+        "null": {"type": "null"},
+        "boolean": {"type": "boolean"},
+        "string": {"type": "string"},
+        "bytes": {"type": "string"},
+        "int": {"type": "integer", "format": "int32"},
+        "long": {"type": "integer", "format": "int64"},
+        "float": {"type": "number"},
         "double": {"type": "number"},
     }[kind]
 
@@ -74,16 +78,20 @@ def record_schema(fields: list[dict[str, Any]]) -> dict[str, Any]:
 
 def document(operations: list[Operation]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    components: dict[str, Any] = {"Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details",
-        "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"},
-            "status": {"type": "integer"}, "detail": {"type": "string"},
-            "field": {"type": "string", "description": "JSON pointer of the offending field"},
-            "errors": {"type": "array", "items": {"type": "object"}},
-        },
-    }}
+    components: dict[str, Any] = {
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details",
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "field": {"type": "string", "description": "JSON pointer of the offending field"},
+                "errors": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    }
     for op in operations:
         entry: dict[str, Any] = {"summary": op.summary, "responses": {}}
         params = [seg[1:-1] for seg in op.path.split("/") if seg.startswith("{")]
@@ -95,18 +103,30 @@ def document(operations: list[Operation]) -> dict[str, Any]:
         if op.command:
             name = op.command.rsplit(".", 1)[-1]
             components[name] = record_schema(catalog.record(op.command).payload_fields)
-            entry["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
-            entry.setdefault("parameters", []).extend([
-                {"name": "Prefer", "in": "header", "schema": {"type": "string"},
-                 "description": "wait=N: wait up to N seconds for the outcome"},
-                {"name": "wait", "in": "query", "schema": {"type": "number"}},
-            ])
+            entry["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                },
+            }
+            entry.setdefault("parameters", []).extend(
+                [
+                    {
+                        "name": "Prefer",
+                        "in": "header",
+                        "schema": {"type": "string"},
+                        "description": "wait=N: wait up to N seconds for the outcome",
+                    },
+                    {"name": "wait", "in": "query", "schema": {"type": "number"}},
+                ]
+            )
         for status, text in op.ok.items():
             entry["responses"][status] = {"description": text}
         for status in op.errors:
-            entry["responses"][status] = {"description": PROBLEM_CODES[status], "content": {
-                "application/problem+json": {"schema": PROBLEM}}}
+            entry["responses"][status] = {
+                "description": PROBLEM_CODES[status],
+                "content": {"application/problem+json": {"schema": PROBLEM}},
+            }
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",

@@ -22,13 +22,15 @@ class Delivered:
 
 class AsyncProducer:
     def __init__(self, bootstrap: str) -> None:
-        self.producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,  # retries never duplicate or reorder within a partition
-            "acks": "all",
-            "linger.ms": 2,
-            "compression.type": "lz4",  # aiokafka (Faust) reads it through cramjam
-        })
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "enable.idempotence": True,  # retries never duplicate or reorder within a partition
+                "acks": "all",
+                "linger.ms": 2,
+                "compression.type": "lz4",  # aiokafka (Faust) reads it through cramjam
+            }
+        )
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-producer-poll", daemon=True)
         self._poller.start()

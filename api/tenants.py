@@ -19,12 +19,18 @@ async def create_tenant(request: Request) -> Response:
     payload = command_payload(tenant.CREATE, body)
     invalid = tenant.check_create(payload)
     if invalid:
-        raise Problem(422, "invalid-field", "Invalid request body", invalid.reason,
-                      field=invalid.field)
+        raise Problem(
+            422, "invalid-field", "Invalid request body", invalid.reason, field=invalid.field
+        )
     tenant_id = payload["tenant_id"]
     return await submit(
-        request, tenant.CREATE, tenant_id=tenant_id, aggregate_type=tenant.AGGREGATE,
-        aggregate_id=tenant_id, payload=payload, created_location=f"/v1/tenants/{tenant_id}",
+        request,
+        tenant.CREATE,
+        tenant_id=tenant_id,
+        aggregate_type=tenant.AGGREGATE,
+        aggregate_id=tenant_id,
+        payload=payload,
+        created_location=f"/v1/tenants/{tenant_id}",
     )
 
 
@@ -39,8 +45,9 @@ async def get_tenant(request: Request) -> Response:
         )
         row = await cur.fetchone()
     if row is None:
-        raise Problem(404, "not-found", "Tenant not found", f"no tenant {tenant_id}",
-                      field="tenant")
+        raise Problem(
+            404, "not-found", "Tenant not found", f"no tenant {tenant_id}", field="tenant"
+        )
     row["created_at"] = row["created_at"].isoformat()
     row["updated_at"] = row["updated_at"].isoformat()
     return JSONResponse(row, headers={"ETag": f'"{row["version"]}"'})

@@ -28,7 +28,7 @@ class CommandOutcomesProjection:
         cur.execute(
             "insert into command_outcomes (command_id, command_type, tenant_id, aggregate_type,"
             " aggregate_id, status, code, reason, field, aggregate_version, event_ids, topic,"
-            " partition, \"offset\", decided_at)"
+            ' partition, "offset", decided_at)'
             " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, array[%s], %s, %s, %s, %s)"
             " on conflict (command_id) do update set"
             " event_ids = command_outcomes.event_ids || excluded.event_ids,"
@@ -36,11 +36,20 @@ class CommandOutcomesProjection:
             " excluded.aggregate_version)"
             " where not (excluded.event_ids[1] = any(command_outcomes.event_ids))",
             (
-                env["command_id"], value.get("command_type") if rejected else None,
-                env["tenant_id"], env["aggregate_type"], env["aggregate_id"],
+                env["command_id"],
+                value.get("command_type") if rejected else None,
+                env["tenant_id"],
+                env["aggregate_type"],
+                env["aggregate_id"],
                 "rejected" if rejected else "accepted",
-                value.get("code"), value.get("reason"), value.get("field"),
-                env["aggregate_version"], env["event_id"], at.topic, at.partition, at.offset,
+                value.get("code"),
+                value.get("reason"),
+                value.get("field"),
+                env["aggregate_version"],
+                env["event_id"],
+                at.topic,
+                at.partition,
+                at.offset,
                 env["occurred_at"],
             ),
         )

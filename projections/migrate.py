@@ -26,7 +26,9 @@ def migrate(database_url: str) -> list[str]:
                     continue
                 with conn.transaction():
                     conn.execute(path.read_text())  # type: ignore[call-overload]
-                    conn.execute("insert into schema_migrations (version) values (%s)", (path.stem,))
+                    conn.execute(
+                        "insert into schema_migrations (version) values (%s)", (path.stem,)
+                    )
                 applied_now.append(path.stem)
         finally:
             conn.execute("select pg_advisory_unlock(%s)", (LOCK_ID,))

@@ -47,7 +47,9 @@ def load_checkpoints(conn: psycopg.Connection[Any], projection: str) -> dict[tup
     return {(t, p): o for t, p, o in rows}
 
 
-def save_checkpoints(cur: psycopg.Cursor[Any], projection: str, messages: Iterable[Message]) -> None:
+def save_checkpoints(
+    cur: psycopg.Cursor[Any], projection: str, messages: Iterable[Message]
+) -> None:
     latest: dict[tuple[str, int], int] = {}
     for m in messages:
         key = (m.topic(), m.partition())
@@ -63,7 +65,12 @@ def save_checkpoints(cur: psycopg.Cursor[Any], projection: str, messages: Iterab
 
 class ProjectionRunner:
     def __init__(
-        self, projection: Projection, *, kafka: str, database_url: str, codec: Codec,
+        self,
+        projection: Projection,
+        *,
+        kafka: str,
+        database_url: str,
+        codec: Codec,
         batch_size: int = 500,
     ) -> None:
         self.projection = projection
@@ -71,13 +78,15 @@ class ProjectionRunner:
         self.codec = codec
         self.batch_size = batch_size
         self.stopping = threading.Event()
-        self.consumer = Consumer({
-            "bootstrap.servers": kafka,
-            "group.id": f"aion.projection.{projection.name}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        })
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": kafka,
+                "group.id": f"aion.projection.{projection.name}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
+        )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         with psycopg.connect(self.database_url) as conn:
@@ -85,8 +94,11 @@ class ProjectionRunner:
         for tp in partitions:
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
-        log.info("%s assigned %s", self.projection.name,
-                 [(tp.topic, tp.partition, tp.offset) for tp in partitions])
+        log.info(
+            "%s assigned %s",
+            self.projection.name,
+            [(tp.topic, tp.partition, tp.offset) for tp in partitions],
+        )
 
     def run(self) -> None:
         self.consumer.subscribe(list(self.projection.topics), on_assign=self._on_assign)

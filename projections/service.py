@@ -24,8 +24,9 @@ def projections() -> list[Projection]:
 def run(settings: Settings) -> None:
     migrate(settings.database)
     runners = [
-        ProjectionRunner(p, kafka=settings.kafka, database_url=settings.database,
-                         codec=Codec(settings.registry))
+        ProjectionRunner(
+            p, kafka=settings.kafka, database_url=settings.database, codec=Codec(settings.registry)
+        )
         for p in projections()
     ]
     threads = [threading.Thread(target=r.run, name=r.projection.name) for r in runners]

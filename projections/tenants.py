@@ -25,6 +25,13 @@ class TenantsProjection:
             "insert into tenants (tenant_id, display_name, labels, status, version, created_at,"
             " updated_at, last_event_id) values (%s, %s, %s, 'active', %s, %s, %s, %s)"
             " on conflict (tenant_id) do nothing",
-            (value["tenant_id"], value["display_name"], Jsonb(value["labels"]),
-             env["aggregate_version"], env["occurred_at"], env["occurred_at"], env["event_id"]),
+            (
+                value["tenant_id"],
+                value["display_name"],
+                Jsonb(value["labels"]),
+                env["aggregate_version"],
+                env["occurred_at"],
+                env["occurred_at"],
+                env["event_id"],
+            ),
         )

@@ -20,7 +20,7 @@ from typing import Any
 from faust.types import EventT
 
 from commands.aggregates import Aggregate, aggregate_for
-from commands.model import Command, Event, Rejection, event_id
+from commands.model import Command, Rejection, event_id
 from schemas.codec import DecodeError
 from schemas.topics import COMMANDS, events_topic
 from streams.app import StreamsApp
@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 RECENT_COMMANDS = 128  # ids remembered per aggregate to recognise a redelivered command
 
 
-def envelope_for(command: Command, aggregate: Aggregate, index: int, version: int,
-                 event_type: str) -> dict[str, Any]:
+def envelope_for(
+    command: Command, aggregate: Aggregate, index: int, version: int, event_type: str
+) -> dict[str, Any]:
     env = command.envelope
     return {
         "event_id": event_id(command.command_id, index),
@@ -69,8 +70,10 @@ def outcome_records(
     records = []
     for index, event in enumerate(decision):
         state = aggregate.evolve(state, event)
-        value = {"envelope": envelope_for(command, aggregate, index, state.version, event.type),
-                 **event.payload}
+        value = {
+            "envelope": envelope_for(command, aggregate, index, state.version, event.type),
+            **event.payload,
+        }
         records.append((event.type, value))
     return records, state
 
@@ -109,12 +112,19 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
         pending = await topic.send(
             key=str(envelope["aggregate_id"]).encode(),
             value=data,
-            headers={"aion-type": record_name.encode(),
-                     "aion-command-id": command.command_id.encode()},
+            headers={
+                "aion-type": record_name.encode(),
+                "aion-command-id": command.command_id.encode(),
+            },
         )
         await pending  # wait for the broker's ack before the state moves on
     document["state"] = aggregate.dump(new_state)
     document["recent"] = [*document["recent"], command.command_id][-RECENT_COMMANDS:]
     table[key] = json.dumps(document).encode()
-    log.info("command %s %s -> %s in %.1f ms", command.type, command.command_id,
-             [r[0] for r in records], (time.monotonic() - started) * 1000)
+    log.info(
+        "command %s %s -> %s in %.1f ms",
+        command.type,
+        command.command_id,
+        [r[0] for r in records],
+        (time.monotonic() - started) * 1000,
+    )

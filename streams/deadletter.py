@@ -17,7 +17,8 @@ async def send_to_deadletter(streams: Any, message: Any, error: Exception) -> No
         "aion-source-offset": str(message.offset).encode(),
         "aion-failed-at": str(int(time.time() * 1000)).encode(),
     }
-    log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition,
-                message.offset, error)
+    log.warning(
+        "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
+    )
     pending = await streams.deadletter.send(key=message.key, value=message.value, headers=headers)
     await pending

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from aion import telemetry
 from aion.settings import Settings
 from streams import command_processor
 from streams.app import StreamsApp
@@ -17,5 +18,10 @@ def build(settings: Settings) -> StreamsApp:
 
 def run(settings: Settings) -> None:
     streams = build(settings)
-    worker = faust.Worker(streams.app, loglevel=settings.log_level.lower(), quiet=True)
+    worker = faust.Worker(
+        streams.app,
+        loglevel=settings.log_level.lower(),
+        quiet=True,
+        logging_config=telemetry.logging_config("worker", settings.log_level),
+    )
     worker.execute_from_commandline()

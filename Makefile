@@ -1,0 +1,34 @@
+# Every target bootstraps what it needs (Debian packages when root, the .venv), so each works
+# as the first command on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv/bin
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap up down status test lint typecheck format clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+up: bootstrap  ## the whole system in the foreground, with the demo tenant; Ctrl-C stops it
+	@$(VENV)/aion up
+
+down: bootstrap  ## stop the servers of the local stack
+	@$(VENV)/aion stack down
+
+status: bootstrap
+	@$(VENV)/aion stack status
+
+test: bootstrap  ## the whole suite against the real local stack (started and stopped by it)
+	@$(VENV)/python -m pytest $(PYTEST_ARGS)
+
+lint: bootstrap
+	@$(VENV)/ruff check .
+	@$(VENV)/ruff format --check .
+	@$(VENV)/mypy
+
+format: bootstrap
+	@$(VENV)/ruff format .
+	@$(VENV)/ruff check --fix .
+
+clean:
+	rm -rf .aion .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,112 @@
+"""Topics as declared, and Avro in the Confluent wire format that any consumer can read."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from aion.bootstrap import ensure_topics
+from aion.settings import Settings
+from aion.stack.manager import Stack
+from schemas import catalog
+from schemas.codec import Codec, DecodeError, subject
+from schemas.topics import TOPICS, events_topic
+
+
+@pytest.fixture(scope="module")
+def ready(stack: Stack, settings: Settings) -> Settings:
+    from aion.bootstrap import bootstrap
+
+    bootstrap(settings)
+    return settings
+
+
+def test_topics_exist_with_declared_partitions_and_retention(ready: Settings) -> None:
+    admin = AdminClient({"bootstrap.servers": ready.kafka})
+    metadata = admin.list_topics(timeout=10)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, t.name) for t in TOPICS]
+    configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
+    for spec in TOPICS:
+        assert len(metadata.topics[spec.name].partitions) == ready.topic_partitions
+        assert configs[spec.name]["retention.ms"].value == str(spec.retention_ms)
+        assert configs[spec.name]["cleanup.policy"].value == spec.cleanup_policy
+
+
+def test_ensure_topics_twice_creates_nothing(ready: Settings) -> None:
+    assert ensure_topics(ready) == []
+
+
+def test_the_broker_does_not_auto_create_topics(ready: Settings) -> None:
+    producer = Producer({"bootstrap.servers": ready.kafka, "message.timeout.ms": 3000})
+    errors = []
+    producer.produce(
+        f"aion.not-declared.{uuid.uuid4().hex[:8]}",
+        b"x",
+        on_delivery=lambda err, msg: errors.append(err),
+    )
+    producer.flush(10)
+    assert errors and errors[0] is not None
+
+
+def _created(tenant: str) -> dict[str, object]:
+    return {
+        "envelope": {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "aion.tenant.TenantCreated",
+            "command_id": "c1",
+            "correlation_id": "c1",
+            "causation_id": "c1",
+            "tenant_id": tenant,
+            "aggregate_type": "tenant",
+            "aggregate_id": tenant,
+            "aggregate_version": 1,
+            "occurred_at": 1_700_000_000_000,
+            "actor": "test",
+        },
+        "tenant_id": tenant,
+        "display_name": "T",
+        "labels": {"k": "v"},
+    }
+
+
+def test_codec_round_trip_in_the_confluent_wire_format(ready: Settings) -> None:
+    codec = Codec(ready.registry)
+    topic = events_topic("tenant")
+    data = codec.encode(topic, "aion.tenant.TenantCreated", _created("acme"))
+    assert data[0] == 0  # magic byte, then a 4-byte schema id
+    name, value = codec.decode(topic, data)
+    assert name == "aion.tenant.TenantCreated"
+    assert value["labels"] == {"k": "v"} and value["envelope"]["aggregate_version"] == 1
+
+
+def test_a_consumer_with_only_the_registry_url_decodes_our_events(ready: Settings) -> None:
+    codec = Codec(ready.registry)
+    data = codec.encode(events_topic("tenant"), "aion.tenant.TenantCreated", _created("beta"))
+    plain = AvroDeserializer(SchemaRegistryClient({"url": ready.registry}))
+    value = plain(data, SerializationContext(events_topic("tenant"), MessageField.VALUE))
+    assert value["tenant_id"] == "beta"
+
+
+def test_bytes_not_in_the_wire_format_are_a_decode_error(ready: Settings) -> None:
+    with pytest.raises(DecodeError, match="magic byte"):
+        Codec(ready.registry).decode("aion.commands", b'{"json": true}')
+
+
+def test_the_registry_refuses_an_incompatible_change(ready: Settings) -> None:
+    """Adding a required field without a default breaks BACKWARD_TRANSITIVE."""
+    client = SchemaRegistryClient({"url": ready.registry})
+    schema = json.loads(catalog.record("aion.tenant.TenantCreated").text)
+    schema["fields"].append({"name": "plan", "type": "string"})
+    subj = subject(events_topic("tenant"), "aion.tenant.TenantCreated")
+    assert client.test_compatibility(subj, Schema(json.dumps(schema), "AVRO")) is False
+    with pytest.raises(SchemaRegistryError) as refused:
+        client.register_schema(subj, Schema(json.dumps(schema), "AVRO"))
+    assert refused.value.http_status_code == 409
