@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aion import settings as settings_module
+from aion.stack.base import ServiceStatus
 from aion.stack.manager import Stack
 from aion.stack.process import StackError
 
@@ -77,7 +78,7 @@ def stack_env() -> None:
         typer.echo(f"export {key}={shlex.quote(value)}")
 
 
-def _print_status(stack: Stack, rows: list | None = None) -> None:  # type: ignore[type-arg]
+def _print_status(stack: Stack, rows: list[ServiceStatus] | None = None) -> None:
     table = Table(title="Aion local stack")
     for column in ("service", "address", "mode", "pid", "health", "detail"):
         table.add_column(column)

@@ -29,7 +29,12 @@ def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -
     stack = Stack(settings)
     already = {s.name for s in stack.services if s.has_process and s.process.pid()}
     with console.status("starting the local stack…") as status:
-        stack.up(lambda line: (console.print(f"  {line}", highlight=False), status.update(line)))
+
+        def report(line: str) -> None:
+            console.print(f"  {line}", highlight=False)
+            status.update(line)
+
+        stack.up(report)
     started_here = {s.name for s in stack.services if s.has_process and s.process.pid()} - already
     console.print("  creating topics, registering schemas, migrating read models")
     bootstrap(settings)

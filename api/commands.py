@@ -215,7 +215,7 @@ async def get_command(request: Request) -> Response:
             f"no command {command_id} is known",
             field="command_id",
         )
-    partition, offset = pending.decode().split(":")
+    partition, offset = (pending.decode() if isinstance(pending, bytes) else pending).split(":")
     return JSONResponse(
         {
             "command_id": command_id,

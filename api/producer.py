@@ -49,7 +49,9 @@ class AsyncProducer:
             if err is not None:
                 outcome: Delivered | BaseException = KafkaException(err)
             else:
-                outcome = Delivered(msg.topic(), msg.partition(), msg.offset())
+                outcome = Delivered(
+                    str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)
+                )
             loop.call_soon_threadsafe(_resolve, done, outcome)
 
         self.producer.produce(

@@ -18,7 +18,7 @@ REJECTED = "aion.CommandRejected"
 
 class CommandOutcomesProjection:
     name = "command_outcomes"
-    topics = tuple(t.name for t in TOPICS if t.name.startswith("aion.events."))
+    topics: tuple[str, ...] = tuple(t.name for t in TOPICS if t.name.startswith("aion.events."))
 
     def apply(
         self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position

@@ -25,7 +25,7 @@ def migrate(database_url: str) -> list[str]:
                 if path.stem in done:
                     continue
                 with conn.transaction():
-                    conn.execute(path.read_text())  # type: ignore[call-overload]
+                    conn.execute(path.read_bytes())
                     conn.execute(
                         "insert into schema_migrations (version) values (%s)", (path.stem,)
                     )

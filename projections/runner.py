@@ -30,6 +30,10 @@ class Position:
     offset: int
 
 
+def position(message: Message) -> Position:
+    return Position(str(message.topic()), int(message.partition() or 0), int(message.offset() or 0))
+
+
 class Projection(Protocol):
     name: str
     topics: tuple[str, ...]
@@ -52,8 +56,9 @@ def save_checkpoints(
 ) -> None:
     latest: dict[tuple[str, int], int] = {}
     for m in messages:
-        key = (m.topic(), m.partition())
-        latest[key] = max(latest.get(key, -1), m.offset() + 1)
+        at = position(m)
+        key = (at.topic, at.partition)
+        latest[key] = max(latest.get(key, -1), at.offset + 1)
     cur.executemany(
         "insert into projection_checkpoints (projection, topic, partition, next_offset)"
         " values (%s, %s, %s, %s) on conflict (projection, topic, partition) do update"
@@ -122,9 +127,9 @@ class ProjectionRunner:
     def apply_batch(self, conn: psycopg.Connection[Any], batch: list[Message]) -> None:
         with conn.transaction(), conn.cursor() as cur:
             for m in batch:
-                at = Position(m.topic(), m.partition(), m.offset())
+                at = position(m)
                 try:
-                    name, value = self.codec.decode(at.topic, m.value())
+                    name, value = self.codec.decode(at.topic, m.value() or b"")
                 except DecodeError as exc:
                     # Not ours to repair here: skip it (the stream processors dead-letter it).
                     log.error("%s skipped undecodable %s: %s", self.projection.name, at, exc)

@@ -13,7 +13,7 @@ from schemas.topics import events_topic
 
 class TenantsProjection:
     name = "tenants"
-    topics = (events_topic("tenant"),)
+    topics: tuple[str, ...] = (events_topic("tenant"),)
 
     def apply(
         self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position

@@ -90,7 +90,7 @@ def register(streams: StreamsApp) -> None:
 async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
     message = event.message
     try:
-        name, value = streams.codec.decode(COMMANDS, message.value)
+        name, value = streams.codec.decode(COMMANDS, message.value or b"")
         aggregate = aggregate_for(name)
     except (DecodeError, KeyError) as exc:
         await send_to_deadletter(streams, message, exc)

@@ -89,7 +89,7 @@ def system(
             pytest.fail("the API did not become ready within 90 s")
         time.sleep(0.3)
     yield base
-    for _, log, proc in procs:
+    for _, _log, proc in procs:
         proc.terminate()
     for role, log, proc in procs:
         try:

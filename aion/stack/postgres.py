@@ -74,8 +74,6 @@ class Postgres(Service):
                 what="initdb of the local PostgreSQL cluster",
                 log=self.log_file,
                 user=self.run_as,
-                group=self.run_as,
-                extra_groups=[] if self.run_as else None,
                 cwd=self.data_dir,
             )
         self.process.spawn(

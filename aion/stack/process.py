@@ -140,12 +140,27 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def run_checked(argv: Sequence[str], *, what: str, log: Path, **kwargs: object) -> None:
+def run_checked(
+    argv: Sequence[str],
+    *,
+    what: str,
+    log: Path,
+    user: str | None = None,
+    cwd: Path | None = None,
+) -> None:
     """Run a set-up step to completion; on failure raise with the tail of its output."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         out.write(f"\n--- {time.strftime('%F %T')} {' '.join(argv)}\n".encode())
         out.flush()
-        code = subprocess.call(list(argv), stdout=out, stderr=subprocess.STDOUT, **kwargs)  # type: ignore[call-overload]
+        code = subprocess.call(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+            cwd=cwd,
+        )
     if code != 0:
         raise StackError(f"{what} failed (exit {code}). Last lines of {log}:\n{tail(log)}")

@@ -104,7 +104,9 @@ def test_an_external_service_that_is_down_is_named(tmp_path: Path, stack: Stack)
     settings = Settings(home=tmp_path, redis_url="redis://127.0.0.1:1/0")
     service = Redis(settings)
     service.ready_timeout = 1
-    with pytest.raises(StackError, match="external redis at redis://127.0.0.1:1/0.*AION_REDIS_URL"):
+    with pytest.raises(
+        StackError, match=r"external redis at redis://127\.0\.0\.1:1/0.*AION_REDIS_URL"
+    ):
         Stack(settings)._wait_ready(service, lambda _: None)
 
 
