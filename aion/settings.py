@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Private ports of the embedded stack; chosen away from the usual defaults so that a developer's
@@ -87,6 +87,20 @@ class Settings(BaseSettings):
             return self.qdrant_url
         return str(self.qdrant_path or self.stack_dir / "qdrant")
 
+    @field_validator(
+        "kafka_bootstrap",
+        "schema_registry_url",
+        "database_url",
+        "redis_url",
+        "s3_endpoint",
+        "qdrant_url",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`export AION_REDIS_URL=` means "not set", not "external at an empty address"."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     def external(self) -> dict[str, bool]:
         """Which services were pointed elsewhere (and so are not started by the stack)."""
         return {
@@ -110,6 +124,7 @@ class Settings(BaseSettings):
             "AION_S3_ACCESS_KEY": self.s3_access_key,
             "AION_S3_SECRET_KEY": self.s3_secret_key,
             "AION_S3_BUCKET": self.s3_bucket,
+            "AION_S3_SECURE": str(self.s3_secure).lower(),
             "AION_QDRANT_URL" if self.qdrant_url else "AION_QDRANT_PATH": self.qdrant_location,
         }
 

@@ -31,7 +31,7 @@ class TenantState:
 def check_create(payload: dict[str, Any]) -> Rejection | None:
     """Rules on a CreateTenant's own fields; the API runs them too, before producing."""
     tenant_id = payload.get("tenant_id", "")
-    if not TENANT_ID.match(tenant_id):
+    if not isinstance(tenant_id, str) or not TENANT_ID.fullmatch(tenant_id):
         return Rejection(
             "invalid",
             "tenant_id must be 3-63 characters of lower-case letters, digits and dashes, "

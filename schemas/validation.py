@@ -7,6 +7,7 @@ as a JSON pointer into the body.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,4 +128,7 @@ def check_record(fields: list[dict[str, Any]], value: Any, path: str = "") -> li
 
 def with_defaults(fields: list[dict[str, Any]], value: dict[str, Any]) -> dict[str, Any]:
     """The body completed with the schema's defaults (for fields the caller left out)."""
-    return {f["name"]: value.get(f["name"], f.get("default")) for f in fields}
+    return {
+        f["name"]: value[f["name"]] if f["name"] in value else copy.deepcopy(f.get("default"))
+        for f in fields
+    }

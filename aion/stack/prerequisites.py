@@ -23,8 +23,9 @@ INSTALL_HINTS = {
 class MissingPrerequisite(StackError):
     def __init__(self, program: str, hint: str | None = None) -> None:
         self.program = program
-        how = hint or INSTALL_HINTS.get(program, "")
-        super().__init__(f"{program} is needed but was not found. Install it with: {how}")
+        how = hint or INSTALL_HINTS.get(program)
+        advice = f"Install it with: {how}" if how else "Install it and make sure it is on PATH."
+        super().__init__(f"{program} is needed but was not found. {advice}")
 
 
 def which(program: str) -> Path:

@@ -32,6 +32,8 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    if pid <= 1:  # 0 and negatives address process groups; 1 is init: never ours
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -88,12 +88,6 @@ def test_missing_pid_file_means_no_process(managed: ManagedProcess) -> None:
     assert managed.stop(timeout=1) is False
 
 
-@pytest.mark.xfail(
-    reason="a pid file holding 0 is reported as a live pid: os.kill(0, 0) succeeds (it targets "
-    "our own process group) and /proc/0 does not exist, so pid() returns 0 and stop() would "
-    "killpg(0, SIGTERM) the caller's own process group",
-    strict=True,
-)
 def test_pid_file_with_zero_means_no_process(managed: ManagedProcess) -> None:
     managed.run_dir.mkdir(parents=True)
     managed.pid_file.write_text("0")

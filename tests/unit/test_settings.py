@@ -140,11 +140,6 @@ def test_client_env_round_trips_external_services(
     assert rebuilt.external()["qdrant"] is True
 
 
-@pytest.mark.xfail(
-    reason="client_env() omits AION_S3_SECURE, so a tool pointed at a TLS S3 endpoint through "
-    "client_env() talks plain HTTP to it",
-    strict=True,
-)
 def test_client_env_carries_s3_secure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AION_S3_ENDPOINT", "s3.example:443")
     monkeypatch.setenv("AION_S3_SECURE", "true")
@@ -152,12 +147,6 @@ def test_client_env_carries_s3_secure(monkeypatch: pytest.MonkeyPatch) -> None:
     assert rebuilt.s3_secure is True
 
 
-@pytest.mark.xfail(
-    reason="an empty AION_KAFKA_BOOTSTRAP (e.g. `export AION_KAFKA_BOOTSTRAP=`) makes external() "
-    "say kafka is external (so the stack does not start it) while `kafka` still resolves to the "
-    "embedded 127.0.0.1:19092",
-    strict=True,
-)
 def test_empty_address_is_not_external(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AION_KAFKA_BOOTSTRAP", "")
     s = Settings()

@@ -104,11 +104,6 @@ def test_boundary_valid_tenant_ids_are_accepted(tenant_id: str) -> None:
     assert [e.payload["tenant_id"] for e in decision] == [tenant_id]
 
 
-@pytest.mark.xfail(
-    reason="TENANT_ID uses re.match with '$', which also matches before a trailing newline, "
-    "so 'acme\\n' passes check_create (API and decider); it should use fullmatch or \\Z",
-    strict=True,
-)
 def test_tenant_id_with_trailing_newline_is_rejected() -> None:
     decision = AGG.handle(AGG.initial(), create("acme\n"))
     assert isinstance(decision, Rejection)
