@@ -1,0 +1,1 @@
+"""Composition root: settings, the CLI, the local stack launcher, telemetry set-up."""

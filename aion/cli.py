@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aion import settings as settings_module
+from aion.progress import reporter
 from aion.stack.base import ServiceStatus
 from aion.stack.manager import Stack
 from aion.stack.process import StackError
@@ -30,12 +31,7 @@ def stack_up() -> Stack:
     """Start (or find running) every embedded service, with progress on stderr."""
     stack = Stack(settings_module.load())
     with console.status("starting the local stack…") as status:
-
-        def report(line: str) -> None:
-            console.print(f"  {line}", highlight=False)
-            status.update(line)
-
-        stack.up(report)
+        stack.up(reporter(console, status))
     return stack
 
 
@@ -47,6 +43,16 @@ def stack_up_command() -> None:
     except StackError as exc:
         raise _fail(exc) from exc
     _print_status(stack)
+
+
+@stack_app.command("install")
+def stack_install() -> None:
+    """Fetch the jars and build s3s-fs (cached), without starting anything."""
+    try:
+        with console.status("installing the local stack's servers…") as status:
+            Stack(settings_module.load()).install(reporter(console, status))
+    except StackError as exc:
+        raise _fail(exc) from exc
 
 
 @stack_app.command("down")
@@ -159,3 +165,19 @@ def up(
     except StackError as exc:
         raise _fail(exc) from exc
     raise typer.Exit(code)
+
+
+@app.command("docs")
+def docs_command(
+    what: str = typer.Argument("topics", help="Which document: topics."),
+) -> None:
+    """Regenerate a generated document under docs/ (topics: docs/topics.md)."""
+    from pathlib import Path
+
+    from schemas.topics_doc import render
+
+    if what != "topics":
+        raise _fail(ValueError(f"unknown document {what!r}; the only one is 'topics'"))
+    target = Path("docs/topics.md")
+    target.write_text(render())
+    console.print(f"wrote {target}")

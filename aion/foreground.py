@@ -17,6 +17,7 @@ import httpx
 from rich.console import Console
 
 from aion.bootstrap import bootstrap
+from aion.progress import reporter
 from aion.settings import Settings
 from aion.stack.manager import Stack
 from aion.stack.process import StackError
@@ -29,12 +30,7 @@ def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -
     stack = Stack(settings)
     already = {s.name for s in stack.services if s.has_process and s.process.pid()}
     with console.status("starting the local stack…") as status:
-
-        def report(line: str) -> None:
-            console.print(f"  {line}", highlight=False)
-            status.update(line)
-
-        stack.up(report)
+        stack.up(reporter(console, status))
     started_here = {s.name for s in stack.services if s.has_process and s.process.pid()} - already
     console.print("  creating topics, registering schemas, migrating read models")
     bootstrap(settings)

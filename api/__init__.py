@@ -1,0 +1,1 @@
+"""The Starlette HTTP API: commands in, read models out, problem+json errors."""

@@ -1,0 +1,1 @@
+"""Read-model builders: Postgres projections with transactional Kafka checkpoints."""

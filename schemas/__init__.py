@@ -1,0 +1,1 @@
+"""Avro schemas, the topic catalogue, the registry codec and request validation."""

@@ -1,0 +1,1 @@
+"""The Faust stream processors: the command processor and dead letters."""

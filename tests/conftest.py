@@ -30,6 +30,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Pure tests first: they answer in seconds, before the stack starts."""
+    items.sort(key=lambda item: "/tests/stack/" in str(item.path))
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings()
@@ -39,7 +44,9 @@ def settings() -> Settings:
 def stack(settings: Settings) -> Iterator[Stack]:
     stack = Stack(settings)
     running_before = {s.name for s in stack.services if s.has_process and s.process.pid()}
-    stack.up(lambda line: print(f"[stack] {line}", file=sys.stderr, flush=True))
+    # Straight to the terminal, past pytest's capture: a first run builds and downloads for
+    # minutes, and CI's log should show where it is.
+    stack.up(lambda line: print(f"[stack] {line}", file=sys.__stderr__, flush=True))
     yield stack
     for service in reversed(stack.services):
         if service.has_process and not service.external and service.name not in running_before:

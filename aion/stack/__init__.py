@@ -1,0 +1,1 @@
+"""The embedded local stack: real servers as child processes, data under AION_HOME."""

@@ -52,16 +52,24 @@ class Stack:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def install(self, report: Report = _quiet) -> None:
+        """Fetch and build what the embedded services need, without starting them."""
+        with self._lock():
+            self._install(report)
+
+    def _install(self, report: Report) -> None:
+        to_prepare = [s for s in self.services if not s.external and s.process.pid() is None]
+        # Downloads and the cargo build are independent: run them side by side.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for service, error in zip(to_prepare, pool.map(_prepare, to_prepare), strict=True):
+                if error:
+                    raise StackError(f"{service.name}: {error}")
+                report(f"{service.name}: installed")
+
     def up(self, report: Report = _quiet) -> list[ServiceStatus]:
         with self._lock():
             embedded = [s for s in self.services if not s.external]
-            to_prepare = [s for s in embedded if s.process.pid() is None]
-            # Downloads and the cargo build are independent: run them side by side.
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                for service, error in zip(to_prepare, pool.map(_prepare, to_prepare), strict=True):
-                    if error:
-                        raise StackError(f"{service.name}: {error}")
-                    report(f"{service.name}: installed")
+            self._install(report)
             for service in embedded:
                 if service.has_process and service.process.pid() is not None:
                     report(f"{service.name}: already running (pid {service.process.pid()})")
