@@ -41,32 +41,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def logging_config(role: str, level: str = "INFO") -> dict[str, object]:
-    """The same set-up as a dictConfig, for Faust's worker, which configures logging itself."""
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter, "role": role}},
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "stream": "ext://sys.stderr",
-            }
-        },
-        "root": {"handlers": ["stderr"], "level": level.upper()},
-        "loggers": {name: {"level": "WARNING"} for name in NOISY},
-    }
+def json_handler(role: str) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(role))
+    return handler
+
+
+def quiet_noisy_loggers(level: int = logging.INFO) -> None:
+    for noisy in NOISY:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
 
 
 def setup(role: str, level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(role))
+    handler = json_handler(role)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in NOISY:
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    quiet_noisy_loggers(root.level)
     trace.set_tracer_provider(
         TracerProvider(resource=Resource.create({"service.name": f"aion-{role}"}))
     )

@@ -18,10 +18,7 @@ def build(settings: Settings) -> StreamsApp:
 
 def run(settings: Settings) -> None:
     streams = build(settings)
-    worker = faust.Worker(
-        streams.app,
-        loglevel=settings.log_level.lower(),
-        quiet=True,
-        logging_config=telemetry.logging_config("worker", settings.log_level),
-    )
+    # Faust's worker sets up logging its own way (text lines); only quiet the chatty clients.
+    telemetry.quiet_noisy_loggers()
+    worker = faust.Worker(streams.app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

@@ -95,6 +95,9 @@ class Service(ABC):
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         if not ok and not detail and not self.external and pid is None:
             detail = "not running"
+        stale = self.process.stale_pid
+        if stale is not None and pid is None:
+            detail = f"{detail}; removed a stale pid file (process {stale} is gone)".lstrip("; ")
         return ServiceStatus(self.name, self.address, mode, pid, ok, detail)
 
     def log_tail(self) -> str:

@@ -68,6 +68,7 @@ class ManagedProcess:
     run_dir: Path
     log_dir: Path
     stop_signal: int = signal.SIGTERM
+    stale_pid: int | None = None  # set when pid() found and removed a stale pid file
 
     @property
     def pid_file(self) -> Path:
@@ -86,6 +87,7 @@ class ManagedProcess:
         if pid_alive(pid):
             return pid
         self.pid_file.unlink(missing_ok=True)
+        self.stale_pid = pid
         return None
 
     def spawn(

@@ -138,3 +138,14 @@ def test_qdrant_embedded_mode_works(stack: Stack, settings: Settings, tmp_path: 
     hits = client.query_points("probe", query=[1.0, 0.1], limit=1).points
     assert [h.id for h in hits] == [1]
     client.close()
+
+
+def test_a_stale_pid_file_is_removed_and_reported(tmp_path: Path, stack: Stack) -> None:
+    other = Stack(Settings(home=tmp_path))
+    kafka = other.service("kafka")
+    kafka.process.run_dir.mkdir(parents=True)
+    kafka.process.pid_file.write_text("999999")  # no such process
+    status = kafka.status()
+    assert status.pid is None
+    assert "removed a stale pid file (process 999999 is gone)" in status.detail
+    assert not kafka.process.pid_file.exists()

@@ -69,11 +69,13 @@ def events_for(settings: Settings, aggregate_id: str) -> list[tuple[str, dict[st
         consumer.close()
 
 
-def eventually(fetch: Any, timeout: float = 20.0) -> httpx.Response:
+def eventually(fetch: Any, timeout: float = 20.0, until: Any = None) -> httpx.Response:
+    """Poll until a 200 (that also satisfies ``until``, when given) or the timeout."""
     deadline = time.monotonic() + timeout
     while True:
         response = fetch()
-        if response.status_code == 200 or time.monotonic() > deadline:
+        done = response.status_code == 200 and (until is None or until(response.json()))
+        if done or time.monotonic() > deadline:
             return response
         time.sleep(0.1)
 
@@ -109,7 +111,9 @@ def test_create_then_read_from_the_read_model(api: httpx.Client) -> None:
     assert body["labels"] == {}
     assert read.headers["etag"] == '"1"'
 
-    status = eventually(lambda: api.get(accepted["status_url"]))
+    status = eventually(
+        lambda: api.get(accepted["status_url"]), until=lambda body: body["status"] != "pending"
+    )
     assert status.json()["status"] == "accepted"
     assert status.json()["aggregate_version"] == 1
 
