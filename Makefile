@@ -19,6 +19,7 @@ status: bootstrap
 	@$(VENV)/aion stack status
 
 test: bootstrap  ## the whole suite against the real local stack (started and stopped by it)
+	@$(VENV)/aion stack install
 	@$(VENV)/python -m pytest $(PYTEST_ARGS)
 
 lint: bootstrap

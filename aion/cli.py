@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import asdict
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -172,8 +173,6 @@ def docs_command(
     what: str = typer.Argument("topics", help="Which document: topics."),
 ) -> None:
     """Regenerate a generated document under docs/ (topics: docs/topics.md)."""
-    from pathlib import Path
-
     from schemas.topics_doc import render
 
     if what != "topics":
@@ -181,3 +180,41 @@ def docs_command(
     target = Path("docs/topics.md")
     target.write_text(render())
     console.print(f"wrote {target}")
+
+
+schemas_app = typer.Typer(no_args_is_help=True, help="The Avro schemas and their compatibility.")
+app.add_typer(schemas_app, name="schemas")
+
+
+@schemas_app.command("check")
+def schemas_check(
+    registry: bool = typer.Option(True, help="Also ask the schema registry (needs the stack)."),
+    released: Path | None = typer.Option(None, help="Folder of released versions."),
+) -> None:
+    """Fail if a current schema cannot read what a released one wrote (BACKWARD_TRANSITIVE)."""
+    from schemas import compatibility
+
+    root = released or compatibility.RELEASED_DIR
+    found = compatibility.check_released(root=root)
+    versions = ", ".join(compatibility.released_versions(root)) or "none"
+    console.print(f"fastavro resolution against released versions ({versions})")
+    if registry:
+        found += compatibility.check_registry(settings_module.load().registry)
+        console.print("registry compatibility endpoint for every existing subject")
+    for problem in found:
+        console.print(f"[red]incompatible:[/red] {problem}", highlight=False)
+    if found:
+        raise typer.Exit(code=1)
+    console.print("[green]all schemas are compatible[/green]")
+
+
+@schemas_app.command("release")
+def schemas_release(version: str = typer.Argument(..., help="A name such as v2.")) -> None:
+    """Snapshot the current schemas as a released version (they must stay readable)."""
+    from schemas import compatibility
+
+    try:
+        folder = compatibility.snapshot(version)
+    except FileExistsError as exc:
+        raise _fail(exc) from exc
+    console.print(f"released {version} into {folder}")

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     registry_heap: str = "512m"
     registry_java: Path | None = Field(default=None, description="java (>= 21) for Apicurio.")
     log_level: str = "INFO"
+    worker_id: str = Field(
+        default="0", description="Names this worker's RocksDB folder; unique per machine."
+    )
 
     @property
     def stack_dir(self) -> Path:

@@ -1,11 +1,19 @@
 """Submitting a command: envelope, Avro, produce to aion.commands, and optionally wait for the
-decider's outcome. Also `GET /v1/commands/{id}`."""
+decider's outcome. Also `GET /v1/commands/{id}`.
+
+Headers a caller may send with any command:
+- `Idempotency-Key`: a retry returns the first response; another body with the key is a 409.
+- `If-Match: <version>` (or `"<version>"`): the decider refuses the command with a 409 and the
+  current version unless the aggregate is at that version.
+- `Prefer: wait=N` or `?wait=N`: answer with the outcome if it is decided within N seconds.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -13,6 +21,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api import idempotency
 from api.problems import Problem
 from api.state import ApiState
 from schemas.topics import COMMANDS
@@ -24,10 +33,22 @@ PENDING_TTL_SECONDS = 7 * 24 * 3600
 REJECTION_STATUS = {
     "already_exists": 409,
     "version_conflict": 409,
+    "conflict": 409,
     "not_found": 404,
     "invalid": 422,
     "suspended": 403,
+    "forbidden": 403,
 }
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    record_name: str
+    tenant_id: str
+    aggregate_type: str
+    aggregate_id: str
+    payload: dict[str, Any]
+    created_location: str | None = None  # set for a create: 201 + Location when waited
 
 
 def requested_wait(request: Request) -> float:
@@ -52,102 +73,160 @@ def requested_wait(request: Request) -> float:
     return max(0.0, min(seconds, MAX_WAIT_SECONDS))
 
 
-async def submit(
-    request: Request,
-    record_name: str,
-    *,
-    tenant_id: str,
-    aggregate_type: str,
-    aggregate_id: str,
-    payload: dict[str, Any],
-    created_location: str | None = None,
-) -> Response:
+def expected_version(request: Request) -> int | None:
+    """`If-Match: 3` or `If-Match: "3"` (the ETag our reads return); `*` means any."""
+    raw = request.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise Problem(
+            400,
+            "invalid-header",
+            "Invalid If-Match",
+            'If-Match must be an aggregate version such as "3"',
+            field="If-Match",
+        )
+    return int(value)
+
+
+async def submit(request: Request, command: CommandRequest) -> Response:
+    state: ApiState = request.app.state.api
     wait = requested_wait(request)
+    expected = expected_version(request)
+    key = request.headers.get("idempotency-key")
+    digest = idempotency.fingerprint(request.method, request.url.path, command.payload, expected)
     command_id = str(uuid.uuid4())
+    if key is not None:
+        claim = await idempotency.claim(state.redis, command.tenant_id, key, digest)
+        command_id = claim.command_id
+        if not claim.first:
+            return replay(claim, command)
+    try:
+        position = await produce(state, command, command_id, expected, key)
+    except Exception:
+        if key is not None:
+            await idempotency.release(state.redis, command.tenant_id, key)
+        raise
+    response = await respond(state, command, command_id, position, wait)
+    if key is not None:
+        await idempotency.record(state.redis, command.tenant_id, key, digest, response)
+    return render(response)
+
+
+async def produce(
+    state: ApiState,
+    command: CommandRequest,
+    command_id: str,
+    expected: int | None,
+    key: str | None,
+) -> dict[str, Any]:
     attributes = {
         "messaging.system": "kafka",
         "messaging.destination.name": COMMANDS,
         "aion.command.id": command_id,
-        "aion.command.type": record_name,
+        "aion.command.type": command.record_name,
     }
     with tracer.start_as_current_span(
         f"send {COMMANDS}", kind=trace.SpanKind.PRODUCER, attributes=attributes
     ):
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        return await _submit(
-            request,
-            record_name,
-            command_id,
-            carrier,
-            wait,
-            tenant_id=tenant_id,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            payload=payload,
-            created_location=created_location,
+        envelope = {
+            "command_id": command_id,
+            "command_type": command.record_name,
+            "correlation_id": command_id,
+            "tenant_id": command.tenant_id,
+            "aggregate_type": command.aggregate_type,
+            "aggregate_id": command.aggregate_id,
+            "expected_version": expected,
+            "idempotency_key": key,
+            "issued_at": int(time.time() * 1000),
+            "actor": "anonymous",  # authentication arrives with the security issue
+            "traceparent": carrier.get("traceparent"),
+            "tracestate": carrier.get("tracestate"),
+        }
+        value = state.codec.encode(
+            COMMANDS, command.record_name, {"envelope": envelope, **command.payload}
         )
-
-
-async def _submit(
-    request: Request,
-    record_name: str,
-    command_id: str,
-    carrier: dict[str, str],
-    wait: float,
-    *,
-    tenant_id: str,
-    aggregate_type: str,
-    aggregate_id: str,
-    payload: dict[str, Any],
-    created_location: str | None,
-) -> Response:
-    state: ApiState = request.app.state.api
-    envelope = {
-        "command_id": command_id,
-        "command_type": record_name,
-        "correlation_id": request.headers.get("x-correlation-id") or command_id,
-        "tenant_id": tenant_id,
-        "aggregate_type": aggregate_type,
-        "aggregate_id": aggregate_id,
-        "expected_version": None,
-        "idempotency_key": request.headers.get("idempotency-key"),
-        "issued_at": int(time.time() * 1000),
-        "actor": "anonymous",  # authentication arrives with the security issue
-        "traceparent": carrier.get("traceparent"),
-        "tracestate": carrier.get("tracestate"),
-    }
-    value = state.codec.encode(COMMANDS, record_name, {"envelope": envelope, **payload})
-    delivered = await state.producer.send(
-        COMMANDS,
-        aggregate_id.encode(),
-        value,
-        {"aion-type": record_name.encode(), "aion-command-id": command_id.encode()},
-    )
-    position = {
-        "topic": delivered.topic,
-        "partition": delivered.partition,
-        "offset": delivered.offset,
-    }
+        delivered = await state.producer.send(
+            COMMANDS,
+            command.tenant_id.encode(),  # the tenant is the consistency boundary
+            value,
+            {"aion-type": command.record_name.encode(), "aion-command-id": command_id.encode()},
+        )
     await state.redis.set(
         f"aion:command:{command_id}",
         f"{delivered.partition}:{delivered.offset}",
         ex=PENDING_TTL_SECONDS,
     )
-    status_url = f"/v1/commands/{command_id}"
+    return {"topic": delivered.topic, "partition": delivered.partition, "offset": delivered.offset}
+
+
+async def respond(
+    state: ApiState,
+    command: CommandRequest,
+    command_id: str,
+    position: dict[str, Any],
+    wait: float,
+) -> dict[str, Any]:
+    """The response as data (status, body, headers), so that it can be stored and replayed."""
     if wait > 0:
         outcome = await wait_for_outcome(state, command_id, wait)
         if outcome is not None:
-            return outcome_response(outcome, created_location)
-    return JSONResponse(
-        {
+            return outcome_response(outcome, command.created_location)
+    status_url = f"/v1/commands/{command_id}"
+    return {
+        "status": 202,
+        "body": {
             "command_id": command_id,
             "status": "pending",
             "status_url": status_url,
             "position": position,
         },
+        "headers": {"Location": status_url},
+    }
+
+
+def outcome_response(outcome: dict[str, Any], created_location: str | None) -> dict[str, Any]:
+    if outcome["status"] == "rejected":
+        code = outcome["code"] or "rejected"
+        problem = Problem(
+            REJECTION_STATUS.get(code, 422),
+            code.replace("_", "-"),
+            "Command rejected",
+            outcome["reason"] or code,
+            field=outcome["field"],
+            command_id=outcome["command_id"],
+            current_version=outcome["aggregate_version"],
+        )
+        return {"status": problem.status, "body": problem.body(), "headers": {}, "problem": True}
+    if created_location:
+        return {"status": 201, "body": outcome, "headers": {"Location": created_location}}
+    return {"status": 200, "body": outcome, "headers": {}}
+
+
+def render(response: dict[str, Any]) -> Response:
+    media = "application/problem+json" if response.get("problem") else "application/json"
+    return JSONResponse(
+        response["body"],
+        status_code=response["status"],
+        headers=response["headers"],
+        media_type=media,
+    )
+
+
+def replay(claim: idempotency.Claim, command: CommandRequest) -> Response:
+    """The first response again; while the first request is still in flight, a 202."""
+    if claim.stored is not None:
+        response = dict(claim.stored)
+        response["headers"] = {**response["headers"], "Idempotent-Replayed": "true"}
+        return render(response)
+    status_url = f"/v1/commands/{claim.command_id}"
+    return JSONResponse(
+        {"command_id": claim.command_id, "status": "pending", "status_url": status_url},
         status_code=202,
-        headers={"Location": status_url},
+        headers={"Location": status_url, "Idempotent-Replayed": "true"},
     )
 
 
@@ -184,22 +263,6 @@ async def wait_for_outcome(
         delay = min(delay * 1.5, 0.1)
 
 
-def outcome_response(outcome: dict[str, Any], created_location: str | None = None) -> Response:
-    if outcome["status"] == "rejected":
-        code = outcome["code"] or "rejected"
-        raise Problem(
-            REJECTION_STATUS.get(code, 422),
-            code.replace("_", "-"),
-            "Command rejected",
-            outcome["reason"] or code,
-            field=outcome["field"],
-            command_id=outcome["command_id"],
-            current_version=outcome["aggregate_version"],
-        )
-    headers = {"Location": created_location} if created_location else {}
-    return JSONResponse(outcome, status_code=201 if created_location else 200, headers=headers)
-
-
 async def get_command(request: Request) -> Response:
     state: ApiState = request.app.state.api
     command_id = request.path_params["command_id"]
@@ -215,7 +278,8 @@ async def get_command(request: Request) -> Response:
             f"no command {command_id} is known",
             field="command_id",
         )
-    partition, offset = (pending.decode() if isinstance(pending, bytes) else pending).split(":")
+    text = pending.decode() if isinstance(pending, bytes) else str(pending)
+    partition, offset = text.split(":")
     return JSONResponse(
         {
             "command_id": command_id,

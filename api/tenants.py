@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.body import command_payload, read_json
-from api.commands import submit
+from api.commands import CommandRequest, submit
 from api.problems import Problem
 from api.state import ApiState
 from commands import tenant
@@ -25,12 +25,14 @@ async def create_tenant(request: Request) -> Response:
     tenant_id = payload["tenant_id"]
     return await submit(
         request,
-        tenant.CREATE,
-        tenant_id=tenant_id,
-        aggregate_type=tenant.AGGREGATE,
-        aggregate_id=tenant_id,
-        payload=payload,
-        created_location=f"/v1/tenants/{tenant_id}",
+        CommandRequest(
+            tenant.CREATE,
+            tenant_id,
+            tenant.AGGREGATE,
+            tenant_id,
+            payload,
+            created_location=f"/v1/tenants/{tenant_id}",
+        ),
     )
 
 

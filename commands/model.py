@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,34 @@ class Rejection:
 
 
 Decision = list[Event] | Rejection
+
+# (aggregate type, aggregate id) -> that aggregate's published summary, or None if unknown.
+Lookup = Callable[[str, str], Mapping[str, Any] | None]
+
+
+def _nothing(aggregate_type: str, aggregate_id: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a decider may know beyond its own aggregate.
+
+    ``lookup`` reads a directory of other aggregates' summaries (each aggregate publishes one
+    after every change). It is eventually consistent: a decider may see a summary a few
+    milliseconds old, never a future one.
+    """
+
+    now_ms: int = 0
+    lookup: Lookup = _nothing
+
+    def find(self, aggregate_type: str, aggregate_id: str) -> Mapping[str, Any] | None:
+        return self.lookup(aggregate_type, aggregate_id)
+
+
+def scoped_id(tenant_id: str, local_id: str) -> str:
+    """The aggregate id of a tenant-scoped aggregate (agent, model, policy, task)."""
+    return f"{tenant_id}/{local_id}"
 
 
 def event_id(command_id: str, index: int) -> str:

@@ -60,12 +60,19 @@ def _load(path: Path) -> dict[str, Any]:
     return json.loads(json.dumps(loaded))
 
 
+def is_message_file(path: Path) -> bool:
+    """A command or event (it has an envelope), not a shared type such as a manifest."""
+    raw = json.loads(path.read_text())
+    return any(f.get("name") == "envelope" for f in raw.get("fields", []))
+
+
 @cache
 def all_records() -> dict[str, RecordSchema]:
+    """Every command and event record; shared types are inlined into them, not listed."""
     records = {}
     for path in sorted(AVRO_DIR.glob("*.avsc")):
         name = path.name.removesuffix(".avsc")
-        if name in ENVELOPES:
+        if name in ENVELOPES or not is_message_file(path):
             continue
         records[name] = RecordSchema(name, _load(path))
     return records

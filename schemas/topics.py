@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from schemas import catalog
+
 COMMANDS = "aion.commands"
 DISPATCH = "aion.kernel.dispatch"
 DEADLETTER = "aion.deadletter"
@@ -37,24 +39,59 @@ class TopicSpec:
         }
 
 
+# Which events topic each record namespace belongs to: runs and artifacts are part of their
+# task's history (ordered with it, keyed by the task), so they share the task's topic.
+NAMESPACE_AGGREGATE = {
+    "aion.tenant": "tenant",
+    "aion.model": "model",
+    "aion.agent": "agent",
+    "aion.policy": "policy",
+    "aion.task": "task",
+    "aion.run": "task",
+    "aion.artifact": "task",
+    "aion.enforcement": "enforcement",
+}
+REJECTED = "aion.CommandRejected"
+EVENT_KEYS = {
+    "tenant": "tenant id",
+    "model": "<tenant>/<model name>",
+    "agent": "<tenant>/<agent name>",
+    "policy": "<tenant>/<policy id>",
+    "task": "<tenant>/<task id>",
+    "enforcement": "<tenant>/<subject id> of the decision's subject",
+}
+
+
+def _records(kind: str, aggregate: str | None = None) -> tuple[str, ...]:
+    chosen = []
+    for name, record in catalog.all_records().items():
+        namespace = name.rsplit(".", 1)[0]
+        if (kind == "command" and record.is_command) or (
+            kind == "event" and record.is_event and NAMESPACE_AGGREGATE.get(namespace) == aggregate
+        ):
+            chosen.append(name)
+    return tuple(chosen)
+
+
+def _events_topic_spec(aggregate: str) -> TopicSpec:
+    return TopicSpec(
+        events_topic(aggregate),
+        key=EVENT_KEYS[aggregate],
+        records=(*_records("event", aggregate), REJECTED),
+        doc=f"Facts about {aggregate} aggregates, and the commands refused for them. Kept "
+        "forever: Kafka is the system of record.",
+    )
+
+
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         COMMANDS,
-        key="aggregate id (e.g. the tenant id): one writer per aggregate",
-        records=("aion.tenant.CreateTenant",),
+        key="tenant id: one writer per tenant, so cross-aggregate rules are checked consistently",
+        records=_records("command"),
         retention_ms=WEEK_MS,
         doc="Commands accepted at the edge, waiting for their aggregate's decider.",
     ),
-    TopicSpec(
-        events_topic("tenant"),
-        key="tenant id",
-        records=("aion.tenant.TenantCreated", "aion.CommandRejected"),
-        doc="Facts about tenants, and the commands refused for them. Kept forever.",
-    ),
-)
-
-
-TOPICS += (
+    *(_events_topic_spec(a) for a in EVENT_KEYS),
     TopicSpec(
         DEADLETTER,
         key="the key of the failed message",

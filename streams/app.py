@@ -25,7 +25,8 @@ class StreamsApp:
             "aion-streams",
             broker=f"kafka://{settings.kafka}",
             store="rocksdb://",
-            datadir=str(settings.stack_dir / "faust"),
+            # RocksDB locks its folder: each worker on a machine needs its own (AION_WORKER_ID).
+            datadir=str(settings.stack_dir / "faust" / f"worker-{settings.worker_id}"),
             web_enabled=False,
             key_serializer="raw",
             value_serializer="raw",
@@ -36,6 +37,10 @@ class StreamsApp:
             broker_commit_every=100,
             broker_commit_interval=1.0,
             producer_acks=-1,
+            # Kafka's usual 10 s (Faust's default is 60 s): a crashed worker's partitions move
+            # to the others within seconds, not a minute.
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=3.0,
         )
         self.topics = {
             spec.name: self.app.topic(spec.name, key_type=bytes, value_type=bytes)
@@ -43,7 +48,9 @@ class StreamsApp:
         }
         self.deadletter = self.app.topic(DEADLETTER, key_type=bytes, value_type=bytes)
         self.commands = self.topics[COMMANDS]
-        # Aggregate state, keyed "<aggregate type>:<aggregate id>"; one writer per partition.
+        # Aggregate state, keyed "<aggregate type>:<aggregate id>". Commands are keyed by tenant,
+        # so every aggregate of a tenant lives in the same partition, in this table's same
+        # local store: a decider reads the tenant or the task's agent consistently.
         self.aggregates = self.app.Table(
             "aggregates", default=None, partitions=settings.topic_partitions, value_type=bytes
         )

@@ -19,8 +19,9 @@ from typing import Any
 
 from faust.types import EventT
 
-from commands.aggregates import Aggregate, aggregate_for
-from commands.model import Command, Rejection, event_id
+from commands.aggregate import Aggregate
+from commands.aggregates import AGGREGATES, aggregate_for
+from commands.model import Command, Context, Rejection, event_id
 from schemas.codec import DecodeError
 from schemas.topics import COMMANDS, events_topic
 from streams.app import StreamsApp
@@ -53,10 +54,10 @@ def envelope_for(
 
 
 def outcome_records(
-    command: Command, aggregate: Aggregate, state: Any
+    command: Command, aggregate: Aggregate, state: Any, context: Context | None = None
 ) -> tuple[list[tuple[str, dict[str, Any]]], Any]:
     """The (record name, value) pairs to produce for a command, and the state after them."""
-    decision = aggregate.handle(state, command)
+    decision = aggregate.handle(state, command, context)
     if isinstance(decision, Rejection):
         value = {
             "envelope": envelope_for(command, aggregate, 0, state.version, decision.type),
@@ -76,6 +77,28 @@ def outcome_records(
         }
         records.append((event.type, value))
     return records, state
+
+
+def context_for(table: Any, command: Command) -> Context:
+    """The decider's view of the other aggregates of its tenant, at the command's own time.
+
+    They live in the same partition (commands are keyed by tenant), so this worker holds them
+    and nobody else writes them: the view is consistent, not eventually consistent.
+    """
+
+    def lookup(aggregate_type: str, aggregate_id: str) -> dict[str, Any] | None:
+        raw = table.get(f"{aggregate_type}:{aggregate_id}")
+        other = AGGREGATES.get(aggregate_type)
+        if not raw or other is None:
+            return None
+        return other.summary(other.load(json.loads(raw)["state"]))
+
+    return Context(now_ms=_millis(command.envelope["issued_at"]), lookup=lookup)
+
+
+def _millis(value: Any) -> int:
+    """issued_at decodes as a datetime (timestamp-millis); deciders see epoch milliseconds."""
+    return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else int(value)
 
 
 def register(streams: StreamsApp) -> None:
@@ -104,7 +127,12 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
         log.info("command %s was already handled; skipped", command.command_id)
         return
     state = aggregate.load(document["state"])
-    records, new_state = outcome_records(command, aggregate, state)
+    try:
+        records, new_state = outcome_records(command, aggregate, state, context_for(table, command))
+    except Exception as exc:  # a decider bug must not stop the partition: dead-letter it
+        log.exception("decider failed on command %s", command.command_id)
+        await send_to_deadletter(streams, message, exc)
+        return
     topic = streams.topics[events_topic(aggregate.name)]
     started = time.monotonic()
     for record_name, record in records:

@@ -95,6 +95,7 @@ def system(
         if time.monotonic() > deadline:
             pytest.fail("the API did not become ready within 90 s")
         time.sleep(0.3)
+    wait_until_commands_are_decided(base, procs)
     yield base
     for _, _log, proc in procs:
         proc.terminate()
@@ -107,6 +108,25 @@ def system(
         print(
             f"--- aion {role} log tail ---\n{Path(log.name).read_text()[-1500:]}", file=sys.stderr
         )
+
+
+def wait_until_commands_are_decided(base: str, procs: list) -> None:  # type: ignore[type-arg]
+    """The worker is ready when it decides a command: a probe tenant, created and waited for.
+
+    A worker joining a group that a crashed member left behind may wait for that member's
+    session to expire before it gets partitions; the tests must not start before that.
+    """
+    deadline = time.monotonic() + 120
+    probe = {"tenant_id": f"probe-{os.getpid()}-{int(time.time())}", "display_name": "Probe"}
+    while time.monotonic() < deadline:
+        dead = [role for role, _, p in procs if p.poll() is not None]
+        if dead:
+            pytest.fail(f"aion {dead[0]} exited during start-up")
+        response = httpx.post(f"{base}/v1/tenants?wait=5", json=probe, timeout=30)
+        if response.status_code in (201, 409):
+            return
+        time.sleep(0.5)
+    pytest.fail("the worker decided no command within 120 s")
 
 
 @pytest.fixture()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -110,3 +113,32 @@ def test_the_registry_refuses_an_incompatible_change(ready: Settings) -> None:
     with pytest.raises(SchemaRegistryError) as refused:
         client.register_schema(subj, Schema(json.dumps(schema), "AVRO"))
     assert refused.value.http_status_code == 409
+
+
+def _aion(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aion", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_schemas_check_passes_against_released_versions_and_the_registry(ready: Settings) -> None:
+    result = _aion("schemas", "check")
+    assert result.returncode == 0, result.stderr
+    assert "registry compatibility endpoint" in result.stderr
+    assert "all schemas are compatible" in result.stderr
+
+
+def test_schemas_check_fails_on_an_incompatible_released_version(
+    ready: Settings, tmp_path: Path
+) -> None:
+    """A released version with a field the current schema lacks and cannot default."""
+    folder = tmp_path / "v0"
+    folder.mkdir()
+    old = json.loads(catalog.record("aion.tenant.TenantCreated").text)
+    for field in old["fields"]:
+        if field["name"] == "display_name":
+            field["type"] = "long"  # the current schema says string: unreadable
+    (folder / "aion.tenant.TenantCreated.avsc").write_text(json.dumps(old))
+    result = _aion("schemas", "check", "--no-registry", "--released", str(tmp_path))
+    assert result.returncode == 1
+    assert "incompatible: aion.tenant.TenantCreated vs released v0" in result.stderr

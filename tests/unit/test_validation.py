@@ -91,12 +91,14 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
 
 def test_with_defaults_fills_labels_and_drops_nothing_given() -> None:
     body = {"tenant_id": "acme", "display_name": "A"}
+    limits = next(f["default"] for f in CREATE_TENANT if f["name"] == "limits")
     assert with_defaults(CREATE_TENANT, body) == {
         "tenant_id": "acme",
         "display_name": "A",
         "labels": {},
+        "limits": limits,
     }
-    given = {"tenant_id": "acme", "display_name": "A", "labels": {"k": "v"}}
+    given = {"tenant_id": "acme", "display_name": "A", "labels": {"k": "v"}, "limits": limits}
     assert with_defaults(CREATE_TENANT, given) == given
 
 

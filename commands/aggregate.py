@@ -1,0 +1,63 @@
+"""What every aggregate is made of, and the generic steps before its own decider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from commands.model import Command, Context, Decision, Event, Rejection
+
+
+def _no_summary(state: Any) -> dict[str, Any]:
+    return {"version": state.version}
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    name: str
+    commands: frozenset[str]
+    initial: Callable[[], Any]
+    decide: Callable[[Any, Command, Context], Decision]
+    evolve: Callable[[Any, Event], Any]
+    # What other aggregates' deciders may see of this one (through Context.lookup).
+    summary: Callable[[Any], dict[str, Any]] = field(default=_no_summary)
+    # Tenant-scoped aggregates need an existing, active tenant for every command.
+    tenant_scoped: bool = True
+
+    def load(self, document: dict[str, Any] | None) -> Any:
+        """State from its stored JSON document (a Faust table value)."""
+        return self.initial() if not document else self.initial().__class__(**document)
+
+    def dump(self, state: Any) -> dict[str, Any]:
+        return asdict(state)
+
+    def handle(self, state: Any, command: Command, context: Context | None = None) -> Decision:
+        """Optimistic concurrency, the tenant's standing, then the aggregate's own decider."""
+        context = context or Context()
+        expected = command.expected_version
+        if expected is not None and expected != state.version:
+            return Rejection(
+                "version_conflict",
+                f"expected version {expected}, but the {self.name} is at version {state.version}",
+            )
+        if self.tenant_scoped:
+            refusal = tenant_refusal(context, str(command.envelope["tenant_id"]))
+            if refusal:
+                return refusal
+        return self.decide(state, command, context)
+
+    def fold(self, state: Any, events: list[Event]) -> Any:
+        for event in events:
+            state = self.evolve(state, event)
+        return state
+
+
+def tenant_refusal(context: Context, tenant_id: str) -> Rejection | None:
+    """A suspended tenant accepts no commands (but still reads); an unknown one accepts none."""
+    summary = context.find("tenant", tenant_id)
+    if summary is None or summary.get("status") in (None, "absent"):
+        return Rejection("not_found", f"tenant {tenant_id} does not exist", "tenant")
+    if summary["status"] == "suspended":
+        return Rejection("suspended", f"tenant {tenant_id} is suspended", "tenant")
+    return None

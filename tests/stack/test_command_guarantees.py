@@ -1,0 +1,132 @@
+"""Idempotency keys, optimistic concurrency and redelivered commands, on the real stack."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from confluent_kafka import Producer
+
+from aion.settings import Settings
+from schemas.codec import Codec
+from schemas.topics import COMMANDS
+from tests.stack.test_tenants_api import (
+    assert_problem,
+    commands_high_watermark,
+    events_for,
+    new_tenant_id,
+)
+
+
+def test_the_same_key_and_body_returns_the_first_response(
+    api: httpx.Client, settings: Settings
+) -> None:
+    tenant = new_tenant_id()
+    body = {"tenant_id": tenant, "display_name": "Idem"}
+    headers = {"Idempotency-Key": f"key-{tenant}", "Prefer": "wait=20"}
+    before = commands_high_watermark(settings)
+    first = api.post("/v1/tenants", json=body, headers=headers)
+    again = api.post("/v1/tenants", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    assert commands_high_watermark(settings) == before + 1
+    assert [n for n, _ in events_for(settings, tenant)] == ["aion.tenant.TenantCreated"]
+
+
+def test_the_same_key_with_another_body_is_a_409(api: httpx.Client, settings: Settings) -> None:
+    tenant = new_tenant_id()
+    key = {"Idempotency-Key": f"key-{tenant}"}
+    assert (
+        api.post(
+            "/v1/tenants", json={"tenant_id": tenant, "display_name": "A"}, headers=key
+        ).status_code
+        == 202
+    )
+    before = commands_high_watermark(settings)
+    other = api.post("/v1/tenants", json={"tenant_id": tenant, "display_name": "B"}, headers=key)
+    assert_problem(other, 409, "Idempotency-Key")
+    assert commands_high_watermark(settings) == before
+
+
+def test_the_same_key_sent_concurrently_produces_one_command(
+    system: str, settings: Settings
+) -> None:
+    tenant = new_tenant_id()
+    body = {"tenant_id": tenant, "display_name": "Race"}
+    headers = {"Idempotency-Key": f"race-{tenant}"}
+    before = commands_high_watermark(settings)
+
+    def send(_: int) -> httpx.Response:
+        with httpx.Client(base_url=system, timeout=30) as client:
+            return client.post("/v1/tenants", json=body, headers=headers)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(send, range(8)))
+    assert {r.status_code for r in responses} == {202}
+    assert len({r.json()["command_id"] for r in responses}) == 1
+    assert commands_high_watermark(settings) == before + 1
+
+
+def test_a_command_delivered_twice_changes_state_once(
+    settings: Settings, api: httpx.Client
+) -> None:
+    """A producer retry or a replay puts the same command (same id) on the topic twice."""
+    tenant = new_tenant_id()
+    command_id = str(uuid.uuid4())
+    envelope = {
+        "command_id": command_id,
+        "command_type": "aion.tenant.CreateTenant",
+        "correlation_id": command_id,
+        "tenant_id": tenant,
+        "aggregate_type": "tenant",
+        "aggregate_id": tenant,
+        "expected_version": None,
+        "idempotency_key": None,
+        "issued_at": int(time.time() * 1000),
+        "actor": "test",
+    }
+    value = Codec(settings.registry).encode(
+        COMMANDS,
+        "aion.tenant.CreateTenant",
+        {"envelope": envelope, "tenant_id": tenant, "display_name": "Twice", "labels": {}},
+    )
+    producer = Producer({"bootstrap.servers": settings.kafka})
+    for _ in range(2):
+        producer.produce(COMMANDS, key=tenant.encode(), value=value)
+    producer.flush(10)
+    deadline = time.monotonic() + 20
+    while api.get(f"/v1/commands/{command_id}").json().get("status") != "accepted":
+        assert time.monotonic() < deadline, "the command was not decided"
+        time.sleep(0.1)
+    time.sleep(1)  # give a (wrong) second processing the time to show up
+    assert [n for n, _ in events_for(settings, tenant)] == ["aion.tenant.TenantCreated"]
+
+
+def test_if_match_with_a_stale_version_is_a_409_with_the_current_version(
+    api: httpx.Client,
+) -> None:
+    tenant = new_tenant_id()
+    response = api.post(
+        "/v1/tenants?wait=20",
+        json={"tenant_id": tenant, "display_name": "V"},
+        headers={"If-Match": '"4"'},
+    )
+    problem = assert_problem(response, 409, None)
+    assert problem["type"].endswith("version-conflict")
+    assert problem["current_version"] == 0
+    assert api.get(f"/v1/tenants/{tenant}").status_code == 404
+
+
+def test_malformed_if_match_and_idempotency_key_are_400(api: httpx.Client) -> None:
+    body = {"tenant_id": new_tenant_id(), "display_name": "H"}
+    assert_problem(
+        api.post("/v1/tenants", json=body, headers={"If-Match": "latest"}), 400, "If-Match"
+    )
+    assert_problem(
+        api.post("/v1/tenants", json=body, headers={"Idempotency-Key": "x" * 300}),
+        400,
+        "Idempotency-Key",
+    )
