@@ -16,21 +16,31 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aion.settings import Settings
-from api import commands, health, tenants
+from api import command_routes, commands, health, tenants
+from api.command_routes import COMMAND_ROUTES
 from api.openapi import Operation, document
 from api.problems import Problem, problem_response
 from api.state import ApiState
 
 OPERATIONS = [
-    Operation(
-        "POST",
-        "/v1/tenants",
-        "Create a tenant",
-        command="aion.tenant.CreateTenant",
-        ok={"202": "Accepted; decided asynchronously", "201": "Created (when waiting)"},
-        errors=("400", "409", "413", "415", "422"),
+    *(
+        Operation(
+            r.method,
+            r.path,
+            r.summary,
+            command=r.record,
+            ok={
+                "202": "Accepted; decided asynchronously",
+                "201" if r.created else "200": "The outcome (when waiting)",
+            },
+            errors=("400", "404", "409", "413", "415", "422"),
+        )
+        for r in COMMAND_ROUTES
     ),
     Operation("GET", "/v1/tenants/{tenant}", "A tenant, from the read model", errors=("404",)),
+    Operation(
+        "GET", "/v1/tenants/{tenant}/users", "A tenant's users and their roles", errors=("404",)
+    ),
     Operation(
         "GET", "/v1/commands/{command_id}", "A command's status and outcome", errors=("404",)
     ),
@@ -88,8 +98,9 @@ def create_app(settings: Settings) -> Starlette:
             await app.state.api.close()
 
     routes = [
-        Route("/v1/tenants", tenants.create_tenant, methods=["POST"]),
+        *command_routes.routes(),
         Route("/v1/tenants/{tenant}", tenants.get_tenant, methods=["GET"]),
+        Route("/v1/tenants/{tenant}/users", tenants.list_users, methods=["GET"]),
         Route("/v1/commands/{command_id}", commands.get_command, methods=["GET"]),
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),

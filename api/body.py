@@ -31,6 +31,8 @@ async def read_json(request: Request, limit: int) -> Any:
             raise _too_large(limit)
         chunks.append(chunk)
     raw = b"".join(chunks)
+    if not raw.strip():
+        return {}  # no body: every required field will be reported missing by name
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -90,6 +90,9 @@ class ProjectionRunner:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
+                # A crashed projector's partitions move on within seconds, not librdkafka's 45.
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 3000,
             }
         )
 

@@ -8,17 +8,16 @@ import threading
 from types import FrameType
 
 from aion.settings import Settings
-from projections.command_outcomes import CommandOutcomesProjection
+from projections.core import CoreProjection
 from projections.migrate import migrate
 from projections.runner import Projection, ProjectionRunner
-from projections.tenants import TenantsProjection
 from schemas.codec import Codec
 
 log = logging.getLogger(__name__)
 
 
 def projections() -> list[Projection]:
-    return [TenantsProjection(), CommandOutcomesProjection()]
+    return [CoreProjection()]
 
 
 def run(settings: Settings) -> None:

@@ -53,80 +53,81 @@ def stack(settings: Settings) -> Iterator[Stack]:
             service.process.stop()
 
 
-@pytest.fixture(scope="session")
-def system(
-    stack: Stack, settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """API, stream worker and projector as real processes; yields the API's base URL."""
-    from aion.bootstrap import bootstrap
+class AionProcesses:
+    """API, worker and projector as child processes, logs kept under .aion/logs/test-processes."""
 
-    bootstrap(settings)
-    port = free_port()
-    logs = tmp_path_factory.mktemp("aion-logs")
-    env = {**os.environ, "AION_API_PORT": str(port)}
-    procs = []
-    for role in ("serve", "worker", "projector"):
-        log = (logs / f"{role}.log").open("wb")
-        procs.append(
-            (
-                role,
-                log,
-                subprocess.Popen(
+    ROLES = ("serve", "worker", "projector")
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.logs = settings.stack_dir / "logs" / "test-processes"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        env = {**os.environ, "AION_API_PORT": str(self.port)}
+        for role in self.ROLES:
+            with (self.logs / f"{role}.log").open("wb") as log:
+                self.procs[role] = subprocess.Popen(
                     [sys.executable, "-m", "aion", role],
                     env=env,
                     cwd=ROOT,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                ),
-            )
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        dead = [(r, lg) for r, lg, p in procs if p.poll() is not None]
-        if dead:
-            role, log = dead[0]
-            pytest.fail(f"aion {role} exited at start:\n{Path(log.name).read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail("the API did not become ready within 90 s")
-        time.sleep(0.3)
-    wait_until_commands_are_decided(base, procs)
-    yield base
-    for _, _log, proc in procs:
-        proc.terminate()
-    for role, log, proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        print(
-            f"--- aion {role} log tail ---\n{Path(log.name).read_text()[-1500:]}", file=sys.stderr
-        )
+                )
+
+    def check_alive(self) -> None:
+        for role, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.logs / f"{role}.log").read_text()[-3000:]
+                pytest.fail(f"aion {role} exited (code {proc.returncode}):\n{tail}")
+
+    def wait_ready(self) -> None:
+        """The API answers /readyz, then the worker decides a probe command.
+
+        A worker joining a group that a crashed member left behind may wait for that member's
+        session to expire before it gets partitions; the tests must not start before that.
+        """
+        deadline = time.monotonic() + 120
+        probe = {"tenant_id": f"probe-{os.getpid()}-{int(time.time())}", "display_name": "P"}
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
+                    decided = httpx.post(f"{self.base}/v1/tenants?wait=5", json=probe, timeout=30)
+                    if decided.status_code in (201, 409):
+                        return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        pytest.fail("the API and worker were not ready within 120 s")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-def wait_until_commands_are_decided(base: str, procs: list) -> None:  # type: ignore[type-arg]
-    """The worker is ready when it decides a command: a probe tenant, created and waited for.
+@pytest.fixture(scope="session")
+def system(stack: Stack, settings: Settings) -> Iterator[str]:
+    """API, stream worker and projector as real processes; yields the API's base URL."""
+    from aion.bootstrap import bootstrap
 
-    A worker joining a group that a crashed member left behind may wait for that member's
-    session to expire before it gets partitions; the tests must not start before that.
-    """
-    deadline = time.monotonic() + 120
-    probe = {"tenant_id": f"probe-{os.getpid()}-{int(time.time())}", "display_name": "Probe"}
-    while time.monotonic() < deadline:
-        dead = [role for role, _, p in procs if p.poll() is not None]
-        if dead:
-            pytest.fail(f"aion {dead[0]} exited during start-up")
-        response = httpx.post(f"{base}/v1/tenants?wait=5", json=probe, timeout=30)
-        if response.status_code in (201, 409):
-            return
-        time.sleep(0.5)
-    pytest.fail("the worker decided no command within 120 s")
+    bootstrap(settings)
+    processes = AionProcesses(settings)
+    try:
+        processes.start()
+        processes.wait_ready()
+        yield processes.base
+    finally:
+        processes.stop()  # also when start-up failed: never leave a worker holding RocksDB
 
 
 @pytest.fixture()

@@ -1,0 +1,33 @@
+"""The core projection: the entity read models and the command outcomes, in one transaction.
+
+One consumer applies them together so that when `Prefer: wait` sees a command's outcome, the
+rows that command changed are visible too (read-your-writes after waiting).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from projections.command_outcomes import CommandOutcomesProjection
+from projections.runner import Position, Projection
+from projections.tenants import TenantsProjection
+
+
+class CoreProjection:
+    name = "core"
+
+    def __init__(self, parts: list[Projection] | None = None) -> None:
+        self.parts = parts or [TenantsProjection(), CommandOutcomesProjection()]
+        topics: list[str] = []
+        for part in self.parts:
+            topics += [t for t in part.topics if t not in topics]
+        self.topics = tuple(topics)
+
+    def apply(
+        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
+    ) -> None:
+        for part in self.parts:
+            if at.topic in part.topics:
+                part.apply(cur, record_name, value, at)
