@@ -24,10 +24,14 @@ class Aggregate:
     summary: Callable[[Any], dict[str, Any]] = field(default=_no_summary)
     # Tenant-scoped aggregates need an existing, active tenant for every command.
     tenant_scoped: bool = True
+    # Brings a state document stored by an older version up to date (the state's upcaster).
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] = field(default=dict)
 
     def load(self, document: dict[str, Any] | None) -> Any:
         """State from its stored JSON document (a Faust table value)."""
-        return self.initial() if not document else self.initial().__class__(**document)
+        if not document:
+            return self.initial()
+        return self.initial().__class__(**self.upgrade(document))
 
     def dump(self, state: Any) -> dict[str, Any]:
         return asdict(state)

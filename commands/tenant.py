@@ -132,6 +132,25 @@ def check_user_id(user_id: Any) -> Rejection | None:
 # --- decide ----------------------------------------------------------------------------------
 
 
+# Limits of a tenant created before limits existed (v1): it was never limited, and stays so.
+# The same rule upcasts v1 TenantCreated events (schemas/upcasting.py) for every reader.
+UNLIMITED = {
+    "max_concurrent_tasks": 2**31 - 1,
+    "tasks_per_minute": 2**31 - 1,
+    "max_fuel": 2**63 - 1,
+    "max_memory_mb": 2**31 - 1,
+    "max_timeout_ms": 2**31 - 1,
+    "max_module_bytes": 2**63 - 1,
+}
+
+
+def upgrade_state(document: dict[str, Any]) -> dict[str, Any]:
+    """A state stored before v2 has no limits: it is a v1 tenant, so unlimited."""
+    if document.get("status", "absent") != "absent" and "limits" not in document:
+        return {**document, "limits": dict(UNLIMITED)}
+    return document
+
+
 def summary(state: TenantState) -> dict[str, Any]:
     """What other aggregates' deciders see of a tenant (through Context.find)."""
     return {
@@ -311,4 +330,5 @@ aggregate = Aggregate(
     evolve,
     summary=summary,
     tenant_scoped=False,
+    upgrade=upgrade_state,
 )

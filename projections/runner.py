@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
-from schemas.codec import Codec, DecodeError
+from schemas.codec import Codec, DecodeError, RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -128,17 +128,28 @@ class ProjectionRunner:
         raise KafkaException(error)
 
     def apply_batch(self, conn: psycopg.Connection[Any], batch: list[Message]) -> None:
+        decoded = [(position(m), self._decode(m)) for m in batch]
         with conn.transaction(), conn.cursor() as cur:
-            for m in batch:
-                at = position(m)
-                try:
-                    name, value = self.codec.decode(at.topic, m.value() or b"")
-                except DecodeError as exc:
-                    # Not ours to repair here: skip it (the stream processors dead-letter it).
-                    log.error("%s skipped undecodable %s: %s", self.projection.name, at, exc)
-                    continue
-                self.projection.apply(cur, name, value, at)
+            for at, record in decoded:
+                if record is not None:
+                    self.projection.apply(cur, record[0], record[1], at)
             save_checkpoints(cur, self.projection.name, batch)
+
+    def _decode(self, message: Message) -> tuple[str, dict[str, Any]] | None:
+        """The record, None for a poison message (skipped); waits out a registry outage."""
+        at, delay = position(message), 0.5
+        while True:
+            try:
+                return self.codec.decode(at.topic, message.value() or b"")
+            except DecodeError as exc:
+                # Not ours to repair here: skip it (the stream processors dead-letter it).
+                log.error("%s skipped undecodable %s: %s", self.projection.name, at, exc)
+                return None
+            except RegistryUnavailable as exc:
+                log.warning("schema registry unavailable (%s); retrying in %.1f s", exc, delay)
+                if self.stopping.wait(delay):
+                    raise
+                delay = min(delay * 2, 10.0)
 
     def stop(self) -> None:
         self.stopping.set()

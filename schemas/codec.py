@@ -22,12 +22,34 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from schemas import catalog
 from schemas.topics import TOPICS
+from schemas.upcasting import upcast
 
 COMPATIBILITY = "BACKWARD_TRANSITIVE"
+REGISTRY_TIMEOUT = 10  # seconds
+# Our subject names, for reading too: without it confluent-kafka 2.16's deserializer asks the
+# registry for topic "associations" (a Confluent-only API) on every new reader, and Apicurio
+# left that request hanging here.
+SUBJECTS = {"subject.name.strategy": topic_record_subject_name_strategy}
 
 
 class DecodeError(ValueError):
-    """A message that is not Avro in the Confluent wire format, or names an unknown schema."""
+    """A message that is not Avro in the Confluent wire format, or names an unknown schema:
+    a poison message, to be dead-lettered."""
+
+
+class RegistryUnavailable(ConnectionError):
+    """The registry did not answer: transient, so the message must be retried, never
+    dead-lettered."""
+
+
+def _registry_down(exc: BaseException) -> bool:
+    """True for transport failures (no answer), False for an answer that says no."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    if isinstance(exc, SchemaRegistryError):
+        return False
+    transport = type(exc).__module__.startswith(("httpx", "httpcore"))
+    return transport or isinstance(exc, OSError | ConnectionError | TimeoutError)
 
 
 def subject(topic: str, record_name: str) -> str:
@@ -36,10 +58,12 @@ def subject(topic: str, record_name: str) -> str:
 
 class Codec:
     def __init__(self, registry_url: str) -> None:
-        self.client = SchemaRegistryClient({"url": registry_url})
+        # A bounded wait: these calls are synchronous, and the stream processor's event loop
+        # must never hang on a registry that stopped answering mid-request.
+        self.client = SchemaRegistryClient({"url": registry_url, "timeout": REGISTRY_TIMEOUT})
         self._serializers: dict[str, AvroSerializer] = {}
         self._readers: dict[str, AvroDeserializer] = {}
-        self._writer_names: dict[int, str] = {}
+        self._writers: dict[int, dict[str, Any]] = {}
 
     def register_all(self) -> dict[str, int]:
         """Register every record under every topic that carries it; returns subject -> id.
@@ -73,23 +97,29 @@ class Codec:
         assert data is not None
         return data
 
-    def writer_name(self, data: bytes) -> str:
-        """The full record name of the schema a message was written with."""
+    def writer_schema(self, data: bytes) -> dict[str, Any]:
+        """The schema a message was written with (JSON form), from the id in its header."""
         if len(data) < 5 or data[0] != 0:
             raise DecodeError("not in the Confluent wire format (no magic byte 0)")
         (schema_id,) = struct.unpack(">I", data[1:5])
-        name = self._writer_names.get(schema_id)
-        if name is None:
+        writer = self._writers.get(schema_id)
+        if writer is None:
             try:
                 text = self.client.get_schema(schema_id).schema_str
             except Exception as exc:
+                if _registry_down(exc):
+                    raise RegistryUnavailable(f"schema registry: {exc}") from exc
                 raise DecodeError(f"schema id {schema_id} is unknown to the registry") from exc
-            parsed = json.loads(text or "{}")
-            name = parsed.get("name", "")
-            if "." not in name and parsed.get("namespace"):
-                name = f"{parsed['namespace']}.{name}"
-            self._writer_names[schema_id] = name
-        return name
+            writer = json.loads(text or "{}")
+            name = writer.get("name", "")
+            if "." not in name and writer.get("namespace"):
+                writer["name"] = f"{writer['namespace']}.{name}"
+            self._writers[schema_id] = writer
+        return writer
+
+    def writer_name(self, data: bytes) -> str:
+        """The full record name of the schema a message was written with."""
+        return str(self.writer_schema(data).get("name", ""))
 
     def decode(self, topic: str, data: bytes) -> tuple[str, dict[str, Any]]:
         """(record full name, value), resolved against our reader schema when we know it."""
@@ -97,10 +127,16 @@ class Codec:
         reader = self._readers.get(name)
         if reader is None:
             known = name in catalog.all_records()
-            reader = AvroDeserializer(self.client, catalog.record(name).text if known else None)
+            reader = AvroDeserializer(
+                self.client, catalog.record(name).text if known else None, conf=SUBJECTS
+            )
             self._readers[name] = reader
         try:
             value = reader(data, SerializationContext(topic, MessageField.VALUE))
         except Exception as exc:
+            if _registry_down(exc):
+                raise RegistryUnavailable(f"schema registry: {exc}") from exc
             raise DecodeError(f"cannot decode {name} from {topic}: {exc}") from exc
-        return name, value  # type: ignore[return-value]
+        if not isinstance(value, dict):
+            raise DecodeError(f"{name} on {topic} is not a record")
+        return name, upcast(name, self.writer_schema(data), value)

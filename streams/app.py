@@ -21,12 +21,14 @@ class StreamsApp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # RocksDB locks its folder: each worker on a machine needs its own (AION_WORKER_ID).
+        datadir = settings.stack_dir / "faust" / f"worker-{settings.worker_id}"
+        datadir.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
         self.app = faust.App(
             "aion-streams",
             broker=f"kafka://{settings.kafka}",
             store="rocksdb://",
-            # RocksDB locks its folder: each worker on a machine needs its own (AION_WORKER_ID).
-            datadir=str(settings.stack_dir / "faust" / f"worker-{settings.worker_id}"),
+            datadir=str(datadir),
             web_enabled=False,
             key_serializer="raw",
             value_serializer="raw",

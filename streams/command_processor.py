@@ -12,23 +12,27 @@ already in the state's recent list was fully handled and is skipped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from faust.types import EventT
 
 from commands.aggregate import Aggregate
 from commands.aggregates import AGGREGATES, aggregate_for
 from commands.model import Command, Context, Rejection, event_id
-from schemas.codec import DecodeError
+from schemas.codec import DecodeError, RegistryUnavailable
 from schemas.topics import COMMANDS, events_topic
+from streams import failpoints
 from streams.app import StreamsApp
 from streams.deadletter import send_to_deadletter
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 RECENT_COMMANDS = 128  # ids remembered per aggregate to recognise a redelivered command
 
 
@@ -79,6 +83,18 @@ def outcome_records(
     return records, state
 
 
+async def registry_retry(call: Callable[..., T], *args: Any) -> T:
+    """Call, waiting out a registry outage: the partition stops, nothing is dead-lettered."""
+    delay = 0.5
+    while True:
+        try:
+            return call(*args)
+        except RegistryUnavailable as exc:
+            log.warning("schema registry unavailable (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 def context_for(table: Any, command: Command) -> Context:
     """The decider's view of the other aggregates of its tenant, at the command's own time.
 
@@ -113,7 +129,7 @@ def register(streams: StreamsApp) -> None:
 async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
     message = event.message
     try:
-        name, value = streams.codec.decode(COMMANDS, message.value or b"")
+        name, value = await registry_retry(streams.codec.decode, COMMANDS, message.value or b"")
         aggregate = aggregate_for(name)
     except (DecodeError, KeyError) as exc:
         await send_to_deadletter(streams, message, exc)
@@ -136,7 +152,9 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
     topic = streams.topics[events_topic(aggregate.name)]
     started = time.monotonic()
     for record_name, record in records:
-        data = streams.codec.encode(topic.get_topic_name(), record_name, record)
+        data = await registry_retry(
+            streams.codec.encode, topic.get_topic_name(), record_name, record
+        )
         pending = await topic.send(
             key=str(envelope["aggregate_id"]).encode(),
             value=data,
@@ -146,6 +164,7 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
             },
         )
         await pending  # wait for the broker's ack before the state moves on
+    failpoints.hit("after-produce")
     document["state"] = aggregate.dump(new_state)
     document["recent"] = [*document["recent"], command.command_id][-RECENT_COMMANDS:]
     table[key] = json.dumps(document).encode()

@@ -66,16 +66,32 @@ class AionProcesses:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
-        env = {**os.environ, "AION_API_PORT": str(self.port)}
         for role in self.ROLES:
-            with (self.logs / f"{role}.log").open("wb") as log:
-                self.procs[role] = subprocess.Popen(
-                    [sys.executable, "-m", "aion", role],
-                    env=env,
-                    cwd=ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            self.start_role(role)
+
+    def start_role(self, role: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "AION_API_PORT": str(self.port), **extra_env}
+        name = extra_env.get("AION_WORKER_ID", role) if role == "worker" else role
+        with (self.logs / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "aion", role],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.procs[role] = proc
+        return proc
+
+    def stop_role(self, role: str) -> None:
+        proc = self.procs[role]
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def check_alive(self) -> None:
         for role, proc in self.procs.items():
@@ -116,18 +132,24 @@ class AionProcesses:
 
 
 @pytest.fixture(scope="session")
-def system(stack: Stack, settings: Settings) -> Iterator[str]:
-    """API, stream worker and projector as real processes; yields the API's base URL."""
+def processes(stack: Stack, settings: Settings) -> Iterator[AionProcesses]:
+    """API, stream worker and projector as real processes, for the whole session."""
     from aion.bootstrap import bootstrap
 
     bootstrap(settings)
-    processes = AionProcesses(settings)
+    running = AionProcesses(settings)
     try:
-        processes.start()
-        processes.wait_ready()
-        yield processes.base
+        running.start()
+        running.wait_ready()
+        yield running
     finally:
-        processes.stop()  # also when start-up failed: never leave a worker holding RocksDB
+        running.stop()  # also when start-up failed: never leave a worker holding RocksDB
+
+
+@pytest.fixture(scope="session")
+def system(processes: AionProcesses) -> str:
+    """The API's base URL."""
+    return processes.base
 
 
 @pytest.fixture()

@@ -142,3 +142,33 @@ def test_schemas_check_fails_on_an_incompatible_released_version(
     result = _aion("schemas", "check", "--no-registry", "--released", str(tmp_path))
     assert result.returncode == 1
     assert "incompatible: aion.tenant.TenantCreated vs released v0" in result.stderr
+
+
+def test_a_v1_tenant_created_event_is_upcast_when_read(ready: Settings) -> None:
+    """Written with the released v1 schema through the registry, read as v2, upcast."""
+    from confluent_kafka.schema_registry import topic_record_subject_name_strategy
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+
+    from schemas.compatibility import RELEASED_DIR
+    from schemas.upcasting import UNLIMITED
+
+    v1_text = (RELEASED_DIR / "v1" / "aion.tenant.TenantCreated.avsc").read_text()
+    client = SchemaRegistryClient({"url": ready.registry})
+    topic = events_topic("tenant")
+    client.register_schema(
+        subject(topic, "aion.tenant.TenantCreated"), Schema(json.dumps(json.loads(v1_text)), "AVRO")
+    )
+    serializer = AvroSerializer(
+        client,
+        json.dumps(json.loads(v1_text)),
+        conf={
+            "auto.register.schemas": False,
+            "subject.name.strategy": topic_record_subject_name_strategy,
+        },
+    )
+    old = _created("legacy")
+    data = serializer(old, SerializationContext(topic, MessageField.VALUE))
+    assert data is not None
+    name, value = Codec(ready.registry).decode(topic, data)
+    assert name == "aion.tenant.TenantCreated"
+    assert value["limits"] == UNLIMITED

@@ -78,3 +78,21 @@ def test_snapshot_writes_expanded_schemas_and_never_overwrites(tmp_path: Path) -
     with pytest.raises(FileExistsError, match="v9 exists already"):
         snapshot("v9", root=tmp_path)
     assert check_released(root=tmp_path) == []
+
+
+def test_a_registry_that_does_not_answer_is_transient_not_poison() -> None:
+    """A refused connection must be retried; an answer that says "unknown id" is poison."""
+    import httpx
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    from schemas.codec import Codec, DecodeError, RegistryUnavailable, _registry_down
+
+    assert _registry_down(httpx.ConnectError("refused"))
+    assert _registry_down(ConnectionRefusedError())
+    assert not _registry_down(SchemaRegistryError(404, 40403, "schema not found"))
+    assert not _registry_down(ValueError("bad bytes"))
+    codec = Codec("http://127.0.0.1:1")  # nothing listens on port 1
+    with pytest.raises(RegistryUnavailable):
+        codec.decode("aion.commands", b"\x00\x00\x00\x00\x07payload")
+    with pytest.raises(DecodeError, match="magic byte"):
+        codec.decode("aion.commands", b"not avro")
