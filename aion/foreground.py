@@ -1,7 +1,7 @@
 """`aion up`: the whole system in the foreground, until Ctrl-C.
 
 Starts the stack (or finds it running), prepares topics, schemas and tables, runs the API,
-the stream worker and the projector as child processes, creates the demo tenant and prints
+the stream worker and the projector as child processes, seeds the demo (aion/demo.py), prints
 where to look. On Ctrl-C or SIGTERM it stops its children, then the servers it started itself.
 """
 
@@ -16,6 +16,7 @@ from types import FrameType
 import httpx
 from rich.console import Console
 
+from aion import demo as demo_module
 from aion.bootstrap import bootstrap
 from aion.progress import reporter
 from aion.settings import Settings
@@ -23,7 +24,6 @@ from aion.stack.manager import Stack
 from aion.stack.process import StackError
 
 ROLES = ("serve", "worker", "projector")
-DEMO_TENANT = {"tenant_id": "demo", "display_name": "Demo tenant", "labels": {"origin": "make up"}}
 
 
 def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -> int:
@@ -48,7 +48,7 @@ def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -
     try:
         wait_ready(api, children)
         if demo:
-            create_demo_tenant(api, console)
+            demo_module.print_results(demo_module.seed(api), console)
         print_where_to_look(settings, console, api)
         while not stopping:
             if any(c.poll() is not None for c in children):
@@ -88,16 +88,6 @@ def wait_ready(api: str, children: list[subprocess.Popen[bytes]], timeout: float
             pass
         time.sleep(0.3)
     raise StackError(f"the API at {api} was not ready within {timeout:.0f}s")
-
-
-def create_demo_tenant(api: str, console: Console) -> None:
-    response = httpx.post(f"{api}/v1/tenants?wait=20", json=DEMO_TENANT, timeout=30)
-    if response.status_code in (200, 201):
-        console.print("  demo tenant 'demo' created")
-    elif response.status_code == 409:
-        console.print("  demo tenant 'demo' already exists")
-    else:
-        console.print(f"[yellow]demo tenant: {response.status_code} {response.text}[/yellow]")
 
 
 def print_where_to_look(settings: Settings, console: Console, api: str) -> None:
