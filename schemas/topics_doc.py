@@ -42,6 +42,12 @@ def render() -> str:
         "BACKWARD_TRANSITIVE compatibility. Messages carry an `aion-type` header naming the "
         "record. Order is guaranteed per key (one partition per key).",
         "",
+        "To read a topic with confluent-kafka, give its `AvroDeserializer` the registry URL and "
+        '`conf={"subject.name.strategy": topic_record_subject_name_strategy}`, and the '
+        'registry client a `"timeout"`: without the strategy, confluent-kafka 2.16 asks the '
+        "registry for topic associations (a Confluent-only API), a request Apicurio left "
+        "hanging in runs here.",
+        "",
         "| topic | key | records | retention | cleanup |",
         "|---|---|---|---|---|",
     ]
