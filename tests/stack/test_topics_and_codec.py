@@ -156,7 +156,6 @@ def test_schemas_check_fails_on_an_incompatible_released_version(
 
 def test_a_v1_tenant_created_event_is_upcast_when_read(ready: Settings) -> None:
     """Written with the released v1 schema through the registry, read as v2, upcast."""
-    from confluent_kafka.schema_registry import topic_record_subject_name_strategy
     from confluent_kafka.schema_registry.avro import AvroSerializer
 
     from schemas.compatibility import RELEASED_DIR
