@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from commands.agent import strict_json
+from commands.agent import AGENT_NAME, strict_json
 from commands.aggregate import Aggregate
 from commands.model import Command, Context, Decision, Event, Rejection, scoped_id
 
@@ -66,7 +66,6 @@ ARTIFACT_STORED = "aion.artifact.ArtifactStored"
 ENFORCEMENT_DECIDED = "aion.enforcement.EnforcementDecided"
 
 TASK_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
-AGENT_NAME = re.compile(r"[a-z0-9-]{1,63}")
 LONG_RANGE = (-(2**63), 2**63 - 1)
 
 TERMINAL = frozenset({"rejected", "succeeded", "failed", "timed_out", "cancelled"})
