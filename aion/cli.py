@@ -218,3 +218,48 @@ def schemas_release(version: str = typer.Argument(..., help="A name such as v2."
     except FileExistsError as exc:
         raise _fail(exc) from exc
     console.print(f"released {version} into {folder}")
+
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: messages that failed.")
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Every dead letter with its error and where it came from."""
+    from streams.deadletter_tools import list_dead_letters
+
+    letters = list_dead_letters(settings_module.load().kafka)
+    if as_json:
+        typer.echo(json.dumps([letter.as_dict() for letter in letters], indent=2))
+        return
+    table = Table(title=f"{len(letters)} dead letter(s)")
+    for column in ("position", "source", "key", "error"):
+        table.add_column(column)
+    for letter in letters:
+        source = f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"
+        table.add_row(letter.position, source, letter.key or "-", letter.error)
+    Console().print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    positions: list[str] = typer.Argument(None, help="PARTITION:OFFSET of each; none: all."),
+) -> None:
+    """Produce dead letters again to the topic they came from (after a fix)."""
+    from streams.deadletter_tools import replay
+
+    replayed = replay(settings_module.load().kafka, set(positions) if positions else None)
+    console.print(f"replayed {len(replayed)} dead letter(s)")
+
+
+@dlq_app.command("purge")
+def dlq_purge(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Delete every dead letter up to now."""
+    from streams.deadletter_tools import purge
+
+    if not yes and not typer.confirm("Delete every dead letter?"):
+        raise typer.Exit(code=1)
+    console.print(f"purged {purge(settings_module.load().kafka)} dead letter(s)")
