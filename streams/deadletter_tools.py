@@ -40,8 +40,7 @@ class DeadLetter:
 def _headers(raw: Any) -> dict[str, str]:
     pairs = raw.items() if isinstance(raw, dict) else raw or []
     return {
-        k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v or "")
-        for k, v in pairs
+        k: v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v or "") for k, v in pairs
     }
 
 
