@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
+
+import cedarpy
 
 from commands.aggregate import Aggregate
 from commands.model import Command, Context, Decision, Event, Rejection, scoped_id
@@ -50,6 +53,18 @@ def check_policy_id(policy_id: Any) -> Rejection | None:
     return None
 
 
+CEDAR_SCHEMA = (Path(__file__).parent / "cedar_schema.json").read_text()
+
+
+def check_cedar(text: str) -> Rejection | None:
+    """Cedar's own validator against our entity types and actions (a pure computation)."""
+    result = cedarpy.validate_policies(text, CEDAR_SCHEMA)
+    if result.validation_passed:
+        return None
+    messages = "; ".join(error.error for error in result.errors)
+    return Rejection("invalid", f"invalid Cedar: {messages}", "/cedar")
+
+
 def check_put(payload: dict[str, Any]) -> Rejection | None:
     """Rules on a PutPolicy's own fields; the API may run them before producing."""
     invalid = check_policy_id(payload.get("policy_id"))
@@ -58,6 +73,9 @@ def check_put(payload: dict[str, Any]) -> Rejection | None:
     cedar = payload.get("cedar")
     if not isinstance(cedar, str) or not cedar.strip():
         return Rejection("invalid", "cedar must not be blank", "/cedar")
+    invalid_cedar = check_cedar(cedar)
+    if invalid_cedar:
+        return invalid_cedar
     if not isinstance(payload.get("description", ""), str):
         return Rejection("invalid", "description must be a string", "/description")
     return None

@@ -141,6 +141,16 @@ def test_policies_put_and_delete(api: httpx.Client, tenant: str) -> None:
     assert_problem(mismatch, 422, "/policy_id")
     assert api.delete(f"{t}/policies/allow-all", headers=WAIT).status_code == 200
     assert_problem(api.delete(f"{t}/policies/allow-all", headers=WAIT), 404, "/policy_id")
+    invalid = api.put(
+        f"{t}/policies/broken",
+        json={
+            "cedar": 'permit(principal, action == Action::"SubmitTask", resource) when '
+            "{ resource.nope > 1 };"
+        },
+        headers=WAIT,
+    )
+    problem = assert_problem(invalid, 422, "/cedar")
+    assert "attribute `nope` on entity type `Task` not found" in problem["detail"]
 
 
 def test_a_suspended_tenant_accepts_no_commands_until_reinstated(

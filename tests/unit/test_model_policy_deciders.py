@@ -18,7 +18,7 @@ from schemas import catalog
 
 MODELS = model_registry.aggregate
 POLICIES = policy.aggregate
-CEDAR = 'permit(principal, action == Action::"read", resource);'
+CEDAR = 'permit(principal, action == Action::"SubmitTask", resource);'
 
 
 def tenant_context(status: str = "active", tenant_id: str = "acme") -> Context:
@@ -302,9 +302,32 @@ def test_blank_cedar_is_rejected(cedar: Any) -> None:
     )
 
 
-def test_cedar_is_not_parsed_here() -> None:
-    """Cedar validation happens later, in the stream processor."""
-    assert run(POLICIES.initial(), put(cedar="not cedar at all")).cedar == "not cedar at all"
+@pytest.mark.parametrize(
+    ("cedar", "message"),
+    [
+        ("not cedar at all", "parse error"),
+        ('permit(principal, action == Action::"Fly", resource);', "Fly"),
+        (
+            'permit(principal, action == Action::"SubmitTask", resource) '
+            "when { resource.nope > 1 };",
+            "attribute `nope` on entity type `Task` not found",
+        ),
+    ],
+)
+def test_cedar_is_validated_against_our_schema(cedar: str, message: str) -> None:
+    """The validator's own message reaches the caller, naming /cedar."""
+    decision = POLICIES.handle(POLICIES.initial(), put(cedar=cedar), ACTIVE)
+    assert isinstance(decision, Rejection)
+    assert (decision.code, decision.field) == ("invalid", "/cedar")
+    assert message in decision.reason
+
+
+def test_a_policy_on_our_attributes_is_valid() -> None:
+    cedar = (
+        'forbid(principal, action == Action::"DeployAgent", resource) '
+        "when { resource.fuel > 1000000 };"
+    )
+    assert run(POLICIES.initial(), put(cedar=cedar)).cedar == cedar
 
 
 @pytest.mark.parametrize("policy_id", ["", "Read", "a.b", "a_b", "x" * 64, "a/b"])
