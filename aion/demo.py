@@ -1,8 +1,8 @@
 """The demo that `make up` seeds: a tenant, a model, an agent and a task, through the public API.
 
 Each step is idempotent (a 409 "already exists" counts as done), so `make up` can run again
-on the same stack. The agent's module digest names a module that the kernel issue will ship
-(an echo agent); until workers run modules, the demo task stays `submitted`.
+on the same stack. The agent's module is uploaded first and referenced by its digest; until
+kernel workers run modules (the kernel issue), the demo task stays `submitted`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import wasmtime
 from rich.console import Console
 
 ECHO_WAT = '(module (func (export "run")))'  # stands in until the kernel ships its examples
+ECHO_WASM = bytes(wasmtime.wat2wasm(ECHO_WAT))
 DEMO_STEPS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "tenant 'demo'",
@@ -40,7 +42,7 @@ DEMO_STEPS: list[tuple[str, str, dict[str, Any]]] = [
                 "version": "1.0.0",
                 "abi": "reactor",
                 "models": ["mini"],
-                "module_digest": "sha256:" + hashlib.sha256(ECHO_WAT.encode()).hexdigest(),
+                "module_digest": "sha256:" + hashlib.sha256(ECHO_WASM).hexdigest(),
                 "quotas": {"fuel": 10_000_000, "memory_mb": 16, "timeout_ms": 2000},
                 "description": "Echoes its input back.",
             }
@@ -64,11 +66,30 @@ class StepResult:
 def seed(api: str) -> list[StepResult]:
     results = []
     with httpx.Client(base_url=api, timeout=30) as client:
-        for what, path, body in DEMO_STEPS:
+        for what, path, body in DEMO_STEPS[:1]:
             response = client.post(path, json=body, headers={"Prefer": "wait=20"})
-            detail = "" if response.status_code < 300 else response.json().get("detail", "")
-            results.append(StepResult(what, response.status_code, detail))
+            results.append(StepResult(what, response.status_code, _detail(response)))
+        upload = client.post(
+            "/v1/tenants/demo/modules",
+            content=ECHO_WASM,
+            headers={"content-type": "application/wasm"},
+        )
+        # 200 means it was stored before: reported like a 409 "already exists".
+        status = 409 if upload.status_code == 200 else upload.status_code
+        results.append(StepResult("module 'echo'", status, _detail(upload)))
+        for what, path, body in DEMO_STEPS[1:]:
+            response = client.post(path, json=body, headers={"Prefer": "wait=20"})
+            results.append(StepResult(what, response.status_code, _detail(response)))
     return results
+
+
+def _detail(response: httpx.Response) -> str:
+    if response.status_code < 300:
+        return ""
+    try:
+        return str(response.json().get("detail", ""))
+    except ValueError:
+        return response.text[:200]
 
 
 def print_results(results: list[StepResult], console: Console) -> None:

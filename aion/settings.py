@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     max_body_bytes: int = 64 * 1024
+    max_module_bytes: int = 10 * 1024 * 1024
     topic_partitions: int = 6
     topic_replication: int = 1
     kafka_heap: str = "768m"

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aion.settings import Settings
-from api import command_routes, commands, health, tenants
+from api import command_routes, commands, health, modules, tenants
 from api.command_routes import COMMAND_ROUTES
 from api.openapi import Operation, document
 from api.problems import Problem, problem_response
@@ -43,6 +43,19 @@ OPERATIONS = [
     ),
     Operation(
         "GET", "/v1/commands/{command_id}", "A command's status and outcome", errors=("404",)
+    ),
+    Operation(
+        "POST",
+        "/v1/tenants/{tenant}/modules",
+        "Upload a WASM module (raw bytes, application/wasm); stored under its SHA-256",
+        ok={"201": "Stored", "200": "Already stored"},
+        errors=("404", "413", "422"),
+    ),
+    Operation(
+        "GET",
+        "/v1/tenants/{tenant}/modules/{digest}",
+        "A stored module's size",
+        errors=("400", "404"),
     ),
     Operation("GET", "/healthz", "Liveness"),
     Operation(
@@ -101,6 +114,8 @@ def create_app(settings: Settings) -> Starlette:
         *command_routes.routes(),
         Route("/v1/tenants/{tenant}", tenants.get_tenant, methods=["GET"]),
         Route("/v1/tenants/{tenant}/users", tenants.list_users, methods=["GET"]),
+        Route("/v1/tenants/{tenant}/modules", modules.upload_module, methods=["POST"]),
+        Route("/v1/tenants/{tenant}/modules/{digest}", modules.get_module, methods=["GET"]),
         Route("/v1/commands/{command_id}", commands.get_command, methods=["GET"]),
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),

@@ -56,7 +56,7 @@ def _tenant_of(route: CommandRoute, payload: dict[str, Any], path: dict[str, str
     return str(payload["tenant_id"]) if route.record == tenant.CREATE else path["tenant"]
 
 
-async def _tenant_exists(state: ApiState, tenant_id: str) -> bool:
+async def tenant_exists(state: ApiState, tenant_id: str) -> bool:
     async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("select 1 from tenants where tenant_id = %s", (tenant_id,))
         return await cur.fetchone() is not None
@@ -91,7 +91,7 @@ def endpoint(route: CommandRoute) -> Callable[[Request], Any]:
                 field=rejection.field,
             )
         tenant_id = _tenant_of(route, payload, path)
-        if route.record != tenant.CREATE and not await _tenant_exists(state, tenant_id):
+        if route.record != tenant.CREATE and not await tenant_exists(state, tenant_id):
             raise Problem(
                 404, "not-found", "Tenant not found", f"no tenant {tenant_id}", field="tenant"
             )

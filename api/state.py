@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from minio import Minio
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from aion.settings import Settings
+from aion.stack.s3 import s3_client
 from api.producer import AsyncProducer
 from schemas.codec import Codec
 
@@ -20,6 +22,7 @@ class ApiState:
     codec: Codec
     db: AsyncConnectionPool[Any]
     redis: Redis
+    s3: Minio
 
     @classmethod
     async def open(cls, settings: Settings) -> ApiState:
@@ -33,6 +36,9 @@ class ApiState:
             codec=Codec(settings.registry),
             db=db,
             redis=Redis.from_url(settings.redis),
+            s3=s3_client(
+                settings.s3, settings.s3_access_key, settings.s3_secret_key, settings.s3_secure
+            ),
         )
 
     async def close(self) -> None:

@@ -40,7 +40,14 @@ def test_aion_up_serves_the_demo_tenant_and_stops_cleanly_on_ctrl_c(
             demo = httpx.get(f"http://127.0.0.1:{port}/v1/tenants/demo", timeout=10)
             assert demo.status_code == 200, demo.text
             assert demo.json()["display_name"] == "Demo tenant"
-            for what in ("tenant 'demo'", "model 'mini'", "agent 'echo'", "task 'hello'"):
+            whats = (
+                "tenant 'demo'",
+                "module 'echo'",
+                "model 'mini'",
+                "agent 'echo'",
+                "task 'hello'",
+            )
+            for what in whats:
                 assert f"demo {what} created" in text or f"demo {what} already exists" in text, (
                     text[-3000:]
                 )
