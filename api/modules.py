@@ -21,13 +21,10 @@ from starlette.responses import JSONResponse, Response
 from api.command_routes import tenant_exists
 from api.problems import Problem
 from api.state import ApiState
+from schemas.modules import module_object_key
 
 DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 ENGINE = wasmtime.Engine()  # validation only; compiling and running belong to the kernel
-
-
-def object_key(tenant_id: str, hex_digest: str) -> str:
-    return f"modules/{tenant_id}/sha256/{hex_digest}.wasm"
 
 
 async def read_module(request: Request, limit: int) -> bytes:
@@ -72,7 +69,7 @@ async def upload_module(request: Request) -> Response:
             field="",
         ) from exc
     hex_digest = hashlib.sha256(data).hexdigest()
-    key = object_key(tenant_id, hex_digest)
+    key = module_object_key(tenant_id, hex_digest)
     location = f"/v1/tenants/{tenant_id}/modules/sha256:{hex_digest}"
     body = {"digest": f"sha256:{hex_digest}", "size": len(data), "location": location}
     if await _stat(state, key) is not None:
@@ -100,7 +97,7 @@ async def get_module(request: Request) -> Response:
             "a digest is sha256: and 64 lower-case hex digits",
             field="digest",
         )
-    found = await _stat(state, object_key(tenant_id, match.group(1)))
+    found = await _stat(state, module_object_key(tenant_id, match.group(1)))
     if found is None:
         raise Problem(404, "not-found", "Module not found", f"no module {digest}", field="digest")
     return JSONResponse(

@@ -196,7 +196,13 @@ def check_manifest(manifest: Any) -> Rejection | None:
 def check_against_context(
     manifest: dict[str, Any], tenant_id: str, context: Context
 ) -> Rejection | None:
-    """Each model registered in the tenant, each quota within the tenant's limits."""
+    """Each model registered in the tenant, the module uploaded to it, each quota within the
+    tenant's limits.
+
+    The module's entry ("module", "<tenant>/<digest>") is put in the context by the stream
+    processor, which asks the S3 store (I/O stays out of the decider); only modules that
+    wasmtime validated are ever stored.
+    """
     for i, model in enumerate(manifest["models"]):
         found = context.find("model", scoped_id(tenant_id, model))
         if found is None or found.get("status") != "registered":
@@ -205,6 +211,13 @@ def check_against_context(
                 f"model {model} is not registered in tenant {tenant_id}",
                 f"/manifest/models/{i}",
             )
+    module = context.find("module", scoped_id(tenant_id, manifest["module_digest"]))
+    if module is None:
+        return Rejection(
+            "not_found",
+            f"module {manifest['module_digest']} was not uploaded to tenant {tenant_id}",
+            "/manifest/module_digest",
+        )
     tenant = context.find("tenant", tenant_id) or {}
     limits = tenant.get("limits") or {}
     for key, (_, _, limit_key) in QUOTA_RULES.items():

@@ -10,8 +10,10 @@ from __future__ import annotations
 from functools import cached_property
 
 import faust
+from minio import Minio
 
 from aion.settings import Settings
+from aion.stack.s3 import s3_client
 from schemas.codec import Codec
 from schemas.topics import COMMANDS, DEADLETTER, TOPICS
 
@@ -60,3 +62,8 @@ class StreamsApp:
     @cached_property
     def codec(self) -> Codec:
         return Codec(self.settings.registry)
+
+    @cached_property
+    def s3(self) -> Minio:
+        s = self.settings
+        return s3_client(s.s3, s.s3_access_key, s.s3_secret_key, s.s3_secure)

@@ -15,16 +15,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from faust.types import EventT
+from minio.error import S3Error
 
 from commands.aggregate import Aggregate
 from commands.aggregates import AGGREGATES, aggregate_for
-from commands.model import Command, Context, Rejection, event_id
+from commands.model import Command, Context, Rejection, event_id, scoped_id
 from schemas.codec import DecodeError, RegistryUnavailable
+from schemas.modules import module_object_key
 from schemas.topics import COMMANDS, events_topic
 from streams import failpoints
 from streams.app import StreamsApp
@@ -95,7 +98,32 @@ async def registry_retry(call: Callable[..., T], *args: Any) -> T:
             delay = min(delay * 2, 10.0)
 
 
-def context_for(table: Any, command: Command) -> Context:
+MANIFEST_COMMANDS = {"aion.agent.DeployAgent", "aion.agent.UpdateAgent"}
+
+
+async def io_facts(streams: StreamsApp, command: Command) -> dict[tuple[str, str], Any]:
+    """Facts a decider needs that live outside Kafka (the module in the S3 store), fetched
+    here so that deciders stay pure."""
+    if command.type not in MANIFEST_COMMANDS:
+        return {}
+    digest = str((command.payload.get("manifest") or {}).get("module_digest", ""))
+    match = re.fullmatch(r"sha256:([0-9a-f]{64})", digest)
+    if not match:
+        return {}  # the decider refuses the syntax itself
+    tenant_id = str(command.envelope["tenant_id"])
+    key = module_object_key(tenant_id, match.group(1))
+    try:
+        found = await asyncio.to_thread(streams.s3.stat_object, streams.settings.s3_bucket, key)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            return {}
+        raise
+    return {("module", scoped_id(tenant_id, digest)): {"status": "stored", "size": found.size}}
+
+
+def context_for(
+    table: Any, command: Command, facts: dict[tuple[str, str], Any] | None = None
+) -> Context:
     """The decider's view of the other aggregates of its tenant, at the command's own time.
 
     They live in the same partition (commands are keyed by tenant), so this worker holds them
@@ -103,6 +131,8 @@ def context_for(table: Any, command: Command) -> Context:
     """
 
     def lookup(aggregate_type: str, aggregate_id: str) -> dict[str, Any] | None:
+        if facts and (aggregate_type, aggregate_id) in facts:
+            return dict(facts[(aggregate_type, aggregate_id)])
         raw = table.get(f"{aggregate_type}:{aggregate_id}")
         other = AGGREGATES.get(aggregate_type)
         if not raw or other is None:
@@ -143,8 +173,10 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
         log.info("command %s was already handled; skipped", command.command_id)
         return
     state = aggregate.load(document["state"])
+    facts = await io_facts(streams, command)
     try:
-        records, new_state = outcome_records(command, aggregate, state, context_for(table, command))
+        context = context_for(table, command, facts)
+        records, new_state = outcome_records(command, aggregate, state, context)
     except Exception as exc:  # a decider bug must not stop the partition: dead-letter it
         log.exception("decider failed on command %s", command.command_id)
         await send_to_deadletter(streams, message, exc)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+import wasmtime
 
 from aion.settings import Settings
 from tests.stack.test_tenants_api import assert_problem, commands_high_watermark, new_tenant_id
 
 WAIT = {"Prefer": "wait=20"}
-DIGEST = "sha256:" + "ab" * 32
+WASM = {"content-type": "application/wasm"}
+ECHO = bytes(wasmtime.wat2wasm('(module (func (export "run")))'))
+DIGEST = "sha256:" + hashlib.sha256(ECHO).hexdigest()
 
 
 def manifest(name: str, version: str = "1.0.0", **overrides: Any) -> dict[str, Any]:
@@ -34,6 +38,8 @@ def tenant(api: httpx.Client) -> str:
         "/v1/tenants", json={"tenant_id": tenant_id, "display_name": "D"}, headers=WAIT
     )
     assert created.status_code == 201, created.text
+    uploaded = api.post(f"/v1/tenants/{tenant_id}/modules", content=ECHO, headers=WASM)
+    assert uploaded.status_code in (200, 201), uploaded.text
     return tenant_id
 
 
@@ -92,6 +98,12 @@ def test_agent_lifecycle_and_tasks(api: httpx.Client, tenant: str) -> None:
         api.post(f"{t}/agents", json={"manifest": over_quota}, headers=WAIT),
         422,
         "/manifest/quotas/memory_mb",
+    )
+    never_uploaded = manifest("a1", models=["mini"], module_digest="sha256:" + "ab" * 32)
+    assert_problem(
+        api.post(f"{t}/agents", json={"manifest": never_uploaded}, headers=WAIT),
+        404,
+        "/manifest/module_digest",
     )
     deployed = api.post(
         f"{t}/agents", json={"manifest": manifest("a1", models=["mini"])}, headers=WAIT

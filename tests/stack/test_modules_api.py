@@ -6,16 +6,12 @@ import hashlib
 
 import httpx
 import pytest
-import wasmtime
 
 from aion.settings import Settings
 from aion.stack.s3 import S3
-from api.modules import object_key
-from tests.stack.test_domain_api import WAIT
+from schemas.modules import module_object_key
+from tests.stack.test_domain_api import ECHO, WAIT, WASM
 from tests.stack.test_tenants_api import assert_problem, new_tenant_id
-
-ECHO = bytes(wasmtime.wat2wasm('(module (func (export "run")))'))
-WASM = {"content-type": "application/wasm"}
 
 
 @pytest.fixture()
@@ -39,7 +35,7 @@ def test_a_module_is_stored_under_its_sha256(
     }
     again = api.post(f"/v1/tenants/{tenant}/modules", content=ECHO, headers=WASM)
     assert (again.status_code, again.json()) == (200, first.json())
-    stored = S3(settings).client().get_object(settings.s3_bucket, object_key(tenant, digest))
+    stored = S3(settings).client().get_object(settings.s3_bucket, module_object_key(tenant, digest))
     assert stored.read() == ECHO
     meta = api.get(first.headers["location"]).json()
     assert (meta["digest"], meta["size"]) == (f"sha256:{digest}", len(ECHO))

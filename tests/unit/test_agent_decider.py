@@ -49,6 +49,7 @@ def context(
             "version": 1,
             "kind": "llm",
         }
+    directory[("module", scoped_id(tenant_id, DIGEST))] = {"status": "stored", "size": 33}
     return Context(now_ms=1_700_000_000_000, lookup=lambda t, i: directory.get((t, i)))
 
 
@@ -641,3 +642,18 @@ def test_folding_emitted_events_reproduces_the_stepwise_state(
         assert emitted[-1].type == agent.RETIRED
     assert sum(e.type == agent.DEPLOYED for e in emitted) <= 1
     assert sum(e.type == agent.RETIRED for e in emitted) <= 1
+
+
+def test_the_module_must_have_been_uploaded_to_the_agents_tenant() -> None:
+    directory = {
+        ("tenant", "acme"): tenant_summary(),
+        ("model", "acme/gpt"): {"status": "registered", "version": 1, "kind": "llm"},
+        ("module", f"other/{DIGEST}"): {"status": "stored", "size": 33},
+    }
+    ctx = Context(lookup=lambda t, i: directory.get((t, i)))
+    decision = AGG.handle(AGG.initial(), deploy(manifest(models=["gpt"])), ctx)
+    assert rejected(decision) == ("not_found", "/manifest/module_digest")
+    directory[("module", f"acme/{DIGEST}")] = {"status": "stored", "size": 33}
+    assert not isinstance(
+        AGG.handle(AGG.initial(), deploy(manifest(models=["gpt"])), ctx), Rejection
+    )
