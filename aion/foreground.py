@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 import httpx
@@ -21,7 +22,7 @@ from aion.bootstrap import bootstrap
 from aion.progress import reporter
 from aion.settings import Settings
 from aion.stack.manager import Stack
-from aion.stack.process import StackError
+from aion.stack.process import StackError, tail
 
 ROLES = ("serve", "worker", "projector")
 
@@ -34,7 +35,8 @@ def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -
     started_here = {s.name for s in stack.services if s.has_process and s.process.pid()} - already
     console.print("  creating topics, registering schemas, migrating read models")
     bootstrap(settings)
-    children = [subprocess.Popen([sys.executable, "-m", "aion", role]) for role in ROLES]
+    logs = settings.stack_dir / "logs"
+    children = [_spawn(role, logs) for role in ROLES]
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -51,8 +53,14 @@ def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -
             demo_module.print_results(demo_module.seed(api), console)
         print_where_to_look(settings, console, api)
         while not stopping:
-            if any(c.poll() is not None for c in children):
-                console.print("[red]a process exited; stopping everything[/red]")
+            exited = [role for role, c in zip(ROLES, children, strict=True) if c.poll() is not None]
+            if exited:
+                console.print(
+                    f"[red]aion {exited[0]} exited; stopping everything. Last lines of "
+                    f"{logs / (exited[0] + '.log')}:[/red]\n"
+                    f"{tail(logs / (exited[0] + '.log'))}",
+                    highlight=False,
+                )
                 code = 1
                 break
             time.sleep(0.2)
@@ -76,11 +84,26 @@ def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -
     return code
 
 
+def _spawn(role: str, logs: Path) -> subprocess.Popen[bytes]:
+    """One Aion process, its output in .aion/logs/<role>.log (the terminal stays readable)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{role}.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aion", role], stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def api_logs_hint() -> str:
+    return ".aion/logs/<serve|worker|projector>.log"
+
+
 def wait_ready(api: str, children: list[subprocess.Popen[bytes]], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(c.poll() is not None for c in children):
-            raise StackError("an Aion process exited during start-up; see its log above")
+            raise StackError(
+                f"an Aion process exited during start-up; see its log in {api_logs_hint()}"
+            )
         try:
             if httpx.get(f"{api}/readyz", timeout=2).status_code == 200:
                 return
@@ -100,7 +123,8 @@ def print_where_to_look(settings: Settings, console: Console, api: str) -> None:
         f"  Kafka           {env['AION_KAFKA_BOOTSTRAP']}\n"
         f"  Schema registry {env['AION_SCHEMA_REGISTRY_URL']}\n"
         f"  Postgres        {env['AION_DATABASE_URL']}\n"
-        f"  Logs            {settings.stack_dir / 'logs'}\n"
+        f"  Logs            {settings.stack_dir / 'logs'} (api: serve.log, worker.log, "
+        "projector.log)\n"
         '  Another shell:  eval "$(aion stack env)"; aion stack status\n'
         "Press Ctrl-C to stop.",
         highlight=False,

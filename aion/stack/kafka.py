@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 from aion.settings import KAFKA_CONTROLLER_PORT, KAFKA_PORT
 from aion.stack.base import Service
 from aion.stack.prerequisites import java, which
-from aion.stack.process import run_checked
+from aion.stack.process import port_open, run_checked
 
 KAFKA_VERSION = "3.9.1"
 
@@ -124,6 +124,9 @@ class Kafka(Service):
         )
 
     def healthy(self) -> bool:
+        host, _, port = self.address.split(",")[0].rpartition(":")
+        if not port_open(host or "127.0.0.1", int(port)):
+            return False  # not listening yet: don't let librdkafka log a refused connection
         admin = AdminClient({"bootstrap.servers": self.address, "socket.timeout.ms": 2000})
         metadata = admin.list_topics(timeout=3)
         return bool(metadata.brokers)
