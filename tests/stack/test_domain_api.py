@@ -247,3 +247,25 @@ def test_malformed_bodies_on_every_endpoint_name_the_field(api: httpx.Client, te
         400,
         "",
     )
+
+
+def test_another_tenants_agent_and_module_are_invisible(api: httpx.Client, tenant: str) -> None:
+    """Tenant B names tenant A's agent and A's module: both are unknown to B."""
+    a = f"/v1/tenants/{tenant}"
+    assert (
+        api.post(f"{a}/agents", json={"manifest": manifest("shared")}, headers=WAIT).status_code
+        == 200
+    )
+    other = new_tenant_id()
+    assert (
+        api.post(
+            "/v1/tenants", json={"tenant_id": other, "display_name": "B"}, headers=WAIT
+        ).status_code
+        == 201
+    )
+    b = f"/v1/tenants/{other}"
+    task = api.post(f"{b}/tasks", json={"agent_name": "shared", "input": "{}"}, headers=WAIT)
+    assert_problem(task, 404, "/agent_name")
+    module = api.post(f"{b}/agents", json={"manifest": manifest("mine")}, headers=WAIT)
+    assert_problem(module, 404, "/manifest/module_digest")
+    assert_problem(api.get(f"{b}/modules/{DIGEST}"), 404, "digest")
