@@ -25,6 +25,7 @@ from aion.stack.manager import Stack
 from aion.stack.process import StackError, tail
 
 ROLES = ("serve", "worker", "projector")
+PROCESS_LOGS = ".aion/logs/<serve|worker|projector>.log"
 
 
 def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -> int:
@@ -93,16 +94,12 @@ def _spawn(role: str, logs: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def api_logs_hint() -> str:
-    return ".aion/logs/<serve|worker|projector>.log"
-
-
 def wait_ready(api: str, children: list[subprocess.Popen[bytes]], timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(c.poll() is not None for c in children):
             raise StackError(
-                f"an Aion process exited during start-up; see its log in {api_logs_hint()}"
+                f"an Aion process exited during start-up; see its log in {PROCESS_LOGS}"
             )
         try:
             if httpx.get(f"{api}/readyz", timeout=2).status_code == 200:

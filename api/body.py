@@ -24,13 +24,7 @@ async def read_json(request: Request, limit: int) -> Any:
             "Unsupported media type",
             f"send application/json, not {content_type}",
         )
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_limited(request, limit, _too_large(limit))
     if not raw.strip():
         return {}  # no body: every required field will be reported missing by name
     try:
@@ -44,6 +38,20 @@ async def read_json(request: Request, limit: int) -> Any:
         raise Problem(
             400, "malformed-json", "Malformed JSON", f"the body is not valid JSON{where}", field=""
         ) from exc
+
+
+async def read_limited(request: Request, limit: int, too_large: Problem) -> bytes:
+    """The raw body, refused as soon as it passes ``limit`` (Content-Length may be absent)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(limit: int) -> Problem:

@@ -14,10 +14,11 @@ import re
 from typing import Any
 
 import wasmtime
-from minio.error import S3Error
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from aion.stack.s3 import stat_or_none
+from api.body import read_limited
 from api.command_routes import tenant_exists
 from api.problems import Problem
 from api.state import ApiState
@@ -28,7 +29,6 @@ ENGINE = wasmtime.Engine()  # validation only; compiling and running belong to t
 
 
 async def read_module(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
     too_large = Problem(
         413,
         "body-too-large",
@@ -36,17 +36,10 @@ async def read_module(request: Request, limit: int) -> bytes:
         f"a module may have at most {limit} bytes",
         field="",
     )
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    if size == 0:
+    data = await read_limited(request, limit, too_large)
+    if not data:
         raise Problem(422, "invalid-module", "Empty module", "the body holds no bytes", field="")
-    return b"".join(chunks)
+    return data
 
 
 async def upload_module(request: Request) -> Response:
@@ -110,9 +103,4 @@ async def get_module(request: Request) -> Response:
 
 
 async def _stat(state: ApiState, key: str) -> Any:
-    try:
-        return await asyncio.to_thread(state.s3.stat_object, state.settings.s3_bucket, key)
-    except S3Error as exc:
-        if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
-            return None
-        raise
+    return await asyncio.to_thread(stat_or_none, state.s3, state.settings.s3_bucket, key)

@@ -119,6 +119,16 @@ def normalise_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def check_agent_name(name: Any, pointer: str) -> Rejection | None:
+    if isinstance(name, str) and AGENT_NAME.fullmatch(name):
+        return None
+    return Rejection(
+        "invalid",
+        "agent_name must be 1-63 characters of lower-case letters, digits and dashes",
+        pointer,
+    )
+
+
 def check_manifest(manifest: Any) -> Rejection | None:
     """Rules on a manifest's own fields, in field order; ``manifest`` is normalised or raw."""
     if not isinstance(manifest, Mapping):
@@ -127,13 +137,9 @@ def check_manifest(manifest: Any) -> Rejection | None:
         if manifest.get(key) is not None and not isinstance(manifest[key], kind):
             return Rejection("invalid", f"{key} must be {noun}", f"/manifest/{key}")
     m = normalise_manifest(manifest)
-    name = m["agent_name"]
-    if not isinstance(name, str) or not AGENT_NAME.fullmatch(name):
-        return Rejection(
-            "invalid",
-            "agent_name must be 1-63 characters of lower-case letters, digits and dashes",
-            "/manifest/agent_name",
-        )
+    invalid_name = check_agent_name(m["agent_name"], "/manifest/agent_name")
+    if invalid_name:
+        return invalid_name
     if parse_semver(m["version"]) is None:
         return Rejection(
             "invalid",

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from commands.agent import AGENT_NAME, strict_json
+from commands.agent import check_agent_name, strict_json
 from commands.aggregate import Aggregate
 from commands.model import Command, Context, Decision, Event, Rejection, scoped_id
 
@@ -123,13 +123,9 @@ def check_submit(payload: Mapping[str, Any], now_ms: int) -> Rejection | None:
         return Rejection(
             "invalid", "task_id must be 1-64 characters of letters, digits and dashes", "/task_id"
         )
-    agent_name = payload.get("agent_name")
-    if not isinstance(agent_name, str) or not AGENT_NAME.fullmatch(agent_name):
-        return Rejection(
-            "invalid",
-            "agent_name must be 1-63 characters of lower-case letters, digits and dashes",
-            "/agent_name",
-        )
+    invalid_name = check_agent_name(payload.get("agent_name"), "/agent_name")
+    if invalid_name:
+        return invalid_name
     text = payload.get("input")
     try:
         if not isinstance(text, str):

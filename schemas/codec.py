@@ -123,7 +123,8 @@ class Codec:
 
     def decode(self, topic: str, data: bytes) -> tuple[str, dict[str, Any]]:
         """(record full name, value), resolved against our reader schema when we know it."""
-        name = self.writer_name(data)
+        writer = self.writer_schema(data)
+        name = str(writer.get("name", ""))
         reader = self._readers.get(name)
         if reader is None:
             known = name in catalog.all_records()
@@ -139,4 +140,4 @@ class Codec:
             raise DecodeError(f"cannot decode {name} from {topic}: {exc}") from exc
         if not isinstance(value, dict):
             raise DecodeError(f"{name} on {topic} is not a record")
-        return name, upcast(name, self.writer_schema(data), value)
+        return name, upcast(name, writer, value)

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from faust.types import EventT
-from minio.error import S3Error
 
+from aion.stack.s3 import stat_or_none
 from commands.aggregate import Aggregate
 from commands.aggregates import AGGREGATES, aggregate_for
 from commands.model import Command, Context, Rejection, event_id, scoped_id
@@ -112,12 +112,9 @@ async def io_facts(streams: StreamsApp, command: Command) -> dict[tuple[str, str
         return {}  # the decider refuses the syntax itself
     tenant_id = str(command.envelope["tenant_id"])
     key = module_object_key(tenant_id, match.group(1))
-    try:
-        found = await asyncio.to_thread(streams.s3.stat_object, streams.settings.s3_bucket, key)
-    except S3Error as exc:
-        if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
-            return {}
-        raise
+    found = await asyncio.to_thread(stat_or_none, streams.s3, streams.settings.s3_bucket, key)
+    if found is None:
+        return {}
     return {("module", scoped_id(tenant_id, digest)): {"status": "stored", "size": found.size}}
 
 

@@ -44,19 +44,25 @@ def _headers(raw: Any) -> dict[str, str]:
     }
 
 
+def _ranges(consumer: Consumer) -> dict[int, tuple[int, int]]:
+    """partition -> (low, high) watermarks, for the partitions that hold dead letters."""
+    partitions = consumer.list_topics(DEADLETTER, timeout=10).topics[DEADLETTER].partitions
+    ranges = {}
+    for p in partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(DEADLETTER, p), timeout=10)
+        if high > low:
+            ranges[p] = (low, high)
+    return ranges
+
+
 def _read(kafka: str) -> list[tuple[DeadLetter, bytes | None, bytes]]:
     consumer = Consumer(
         {"bootstrap.servers": kafka, "group.id": "aion-dlq-tool", "enable.auto.commit": False}
     )
     try:
-        partitions = consumer.list_topics(DEADLETTER, timeout=10).topics[DEADLETTER].partitions
-        ends, assignment = {}, []
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(DEADLETTER, p), timeout=10)
-            if high > low:
-                ends[p] = high
-                assignment.append(TopicPartition(DEADLETTER, p, low))
-        consumer.assign(assignment)
+        ranges = _ranges(consumer)
+        ends = {p: high for p, (_, high) in ranges.items()}
+        consumer.assign([TopicPartition(DEADLETTER, p, low) for p, (low, _) in ranges.items()])
         found = []
         while ends:
             message = consumer.poll(5)
@@ -121,15 +127,11 @@ def purge(kafka: str) -> int:
     admin = AdminClient({"bootstrap.servers": kafka})
     consumer = Consumer({"bootstrap.servers": kafka, "group.id": "aion-dlq-tool"})
     try:
-        partitions = consumer.list_topics(DEADLETTER, timeout=10).topics[DEADLETTER].partitions
-        targets, count = [], 0
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(DEADLETTER, p), timeout=10)
-            if high > low:
-                targets.append(TopicPartition(DEADLETTER, p, high))
-                count += high - low
+        ranges = _ranges(consumer)
     finally:
         consumer.close()
+    targets = [TopicPartition(DEADLETTER, p, high) for p, (_, high) in ranges.items()]
+    count = sum(high - low for low, high in ranges.values())
     if targets:
         for future in admin.delete_records(targets, request_timeout=30).values():
             future.result()

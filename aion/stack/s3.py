@@ -6,8 +6,10 @@ Our code speaks to it only through the ``minio`` SDK, so any S3 endpoint can rep
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from minio import Minio
+from minio.error import S3Error
 
 from aion.settings import S3_PORT
 from aion.stack.base import Service
@@ -16,6 +18,19 @@ from aion.stack.process import run_checked
 
 # 0.15+ needs a Rust newer than the 1.95 these machines carry; 0.14.1 builds with --locked.
 S3S_FS_VERSION = "0.14.1"
+
+
+MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
+
+
+def stat_or_none(client: Minio, bucket: str, key: str) -> Any:
+    """The object's stat, or None when it is not there (other S3 errors still raise)."""
+    try:
+        return client.stat_object(bucket, key)
+    except S3Error as exc:
+        if exc.code in MISSING:
+            return None
+        raise
 
 
 def s3_client(endpoint: str, access_key: str, secret_key: str, secure: bool) -> Minio:
