@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     worker_id: str = Field(
         default="0", description="Names this worker's RocksDB folder; unique per machine."
     )
+    watchdog_grace_ms: int = Field(
+        default=10_000,
+        description="A started run silent for its timeout plus this is failed as worker_lost.",
+    )
+    tick_interval: float = Field(
+        default=1.0, description="Seconds between the orchestrator timer's looks at due work."
+    )
 
     @property
     def stack_dir(self) -> Path:

@@ -256,15 +256,13 @@ def _aggregate_mismatch(command: Command, agent_name: str) -> Rejection | None:
 
 
 def summary(state: AgentState) -> dict[str, Any]:
+    """What other deciders (tasks, the orchestrator) see: the status and the whole manifest."""
     m = state.manifest
     return {
         "status": state.status,
         "version": state.version,
         "agent_version": m["version"] if m else None,
-        "quotas": dict(m["quotas"]) if m else None,
-        "abi": m["abi"] if m else None,
-        "module_digest": m["module_digest"] if m else None,
-        "input_schema": m["input_schema"] if m else None,
+        "manifest": dict(m) if m else None,
     }
 
 

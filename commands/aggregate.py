@@ -26,6 +26,8 @@ class Aggregate:
     tenant_scoped: bool = True
     # Brings a state document stored by an older version up to date (the state's upcaster).
     upgrade: Callable[[dict[str, Any]], dict[str, Any]] = field(default=dict)
+    # Commands that report facts (from the kernel): no version or tenant-standing check.
+    unconditional: frozenset[str] = frozenset()
 
     def load(self, document: dict[str, Any] | None) -> Any:
         """State from its stored JSON document (a Faust table value)."""
@@ -39,6 +41,8 @@ class Aggregate:
     def handle(self, state: Any, command: Command, context: Context | None = None) -> Decision:
         """Optimistic concurrency, the tenant's standing, then the aggregate's own decider."""
         context = context or Context()
+        if command.type in self.unconditional:
+            return self.decide(state, command, context)
         expected = command.expected_version
         if expected is not None and expected != state.version:
             return Rejection(

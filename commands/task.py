@@ -3,13 +3,19 @@
 Id: ``scoped_id(tenant_id, task_id)``. Status machine::
 
     absent -> submitted -> authorized | rejected
-    authorized -> scheduled -> running -> succeeded | failed | timed_out | scheduled (retry)
+    authorized -> scheduled -> running -> succeeded | failed | retrying
+    scheduled -> failed | retrying          (the kernel refused the run before starting it)
+    retrying -> scheduled                   (the next attempt, after the backoff)
+    any non-terminal but submitted -> timed_out (its deadline passed)
     any non-terminal -> cancelled
 
 Terminal: rejected, succeeded, failed, timed_out, cancelled. A task never leaves one.
 
-The decider handles SubmitTask and CancelTask only. The lifecycle events after submission are
-emitted later by the orchestration and kernel stages; ``evolve`` already folds them.
+The decider handles SubmitTask and CancelTask from the API, and the kernel workers' reports
+(RecordRunStarted, ...), which it records as run events. Enforcement (TaskAuthorized or
+TaskRejected) and orchestration (TaskScheduled, TaskRetryScheduled, TaskSucceeded, ...) are
+decided by the stream processor's later stages (``commands.enforcement``,
+``commands.orchestration``); ``evolve`` folds them all.
 
 Which events belong to the task's stream (``aion.events.task``, keyed by the task id):
 
@@ -51,6 +57,7 @@ CANCELLED = "aion.task.TaskCancelled"
 AUTHORIZED = "aion.task.TaskAuthorized"
 REJECTED = "aion.task.TaskRejected"
 SCHEDULED = "aion.task.TaskScheduled"
+RETRY_SCHEDULED = "aion.task.TaskRetryScheduled"
 SUCCEEDED = "aion.task.TaskSucceeded"
 FAILED = "aion.task.TaskFailed"
 TIMED_OUT = "aion.task.TaskTimedOut"
@@ -61,6 +68,14 @@ RUN_SUCCEEDED = "aion.run.RunSucceeded"
 RUN_FAILED = "aion.run.RunFailed"
 
 ARTIFACT_STORED = "aion.artifact.ArtifactStored"
+
+# The kernel workers' reports (internal commands) and the run event each is recorded as.
+REPORTS: dict[str, str] = {
+    "aion.run.RecordRunStarted": RUN_STARTED,
+    "aion.run.RecordRunProgress": RUN_PROGRESS,
+    "aion.run.RecordRunSucceeded": RUN_SUCCEEDED,
+    "aion.run.RecordRunFailed": RUN_FAILED,
+}
 
 # Another aggregate's event (see the module docstring): the task's evolve ignores it.
 ENFORCEMENT_DECIDED = "aion.enforcement.EnforcementDecided"
@@ -75,12 +90,16 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     SUBMITTED: (frozenset({"absent"}), "submitted"),
     AUTHORIZED: (frozenset({"submitted"}), "authorized"),
     REJECTED: (frozenset({"submitted"}), "rejected"),
-    SCHEDULED: (frozenset({"authorized", "running"}), "scheduled"),
+    SCHEDULED: (frozenset({"authorized", "retrying"}), "scheduled"),
     RUN_STARTED: (frozenset({"scheduled"}), "running"),
-    SUCCEEDED: (frozenset({"running"}), "succeeded"),
-    FAILED: (frozenset({"running"}), "failed"),
-    TIMED_OUT: (frozenset({"running"}), "timed_out"),
-    CANCELLED: (frozenset({"submitted", "authorized", "scheduled", "running"}), "cancelled"),
+    SUCCEEDED: (frozenset({"scheduled", "running"}), "succeeded"),
+    FAILED: (frozenset({"scheduled", "running"}), "failed"),
+    RETRY_SCHEDULED: (frozenset({"scheduled", "running"}), "retrying"),
+    TIMED_OUT: (frozenset({"authorized", "scheduled", "running", "retrying"}), "timed_out"),
+    CANCELLED: (
+        frozenset({"submitted", "authorized", "scheduled", "running", "retrying"}),
+        "cancelled",
+    ),
 }
 # Task-stream events that count a version but never change the status.
 RECORDED_ONLY = frozenset({RUN_PROGRESS, RUN_SUCCEEDED, RUN_FAILED, ARTIFACT_STORED})
@@ -95,6 +114,7 @@ class TaskState:
     agent_name: str | None = None
     agent_version: str | None = None
     input_bytes: int = 0
+    input: str = ""  # the JSON text, kept for dispatching every attempt
     labels: dict[str, str] = field(default_factory=dict)
     deadline_ms: int | None = None
     submitted_by: str | None = None
@@ -171,6 +191,8 @@ def decide(state: TaskState, command: Command, context: Context) -> Decision:
         return _decide_submit(state, command, context)
     if command.type == CANCEL:
         return _decide_cancel(state, command)
+    if command.type in REPORTS:
+        return _decide_report(state, command)
     return Rejection("unsupported", f"the task aggregate does not handle {command.type}")
 
 
@@ -228,6 +250,16 @@ def _decide_cancel(state: TaskState, command: Command) -> Decision:
     return [Event(CANCELLED, {"task_id": state.task_id, "reason": reason})]
 
 
+def _decide_report(state: TaskState, command: Command) -> Decision:
+    """A kernel report is a fact: it is recorded whenever the task exists, even late or for an
+    earlier attempt (the history stays true); only the current run moves the status."""
+    if not state.exists:
+        return Rejection("not_found", "the task does not exist", "/task_id")
+    if command.payload.get("task_id") != state.task_id:
+        return Rejection("invalid", "task_id does not match the task addressed", "/task_id")
+    return [Event(REPORTS[command.type], dict(command.payload))]
+
+
 # Events that only apply to the run the latest TaskScheduled started (a late report from an
 # earlier attempt must not move the task).
 ABOUT_CURRENT_RUN = frozenset({RUN_STARTED, RUN_SUCCEEDED, SUCCEEDED})
@@ -262,6 +294,7 @@ def evolve(state: TaskState, event: Event) -> TaskState:
             agent_name=p["agent_name"],
             agent_version=p["agent_version"],
             input_bytes=int(p["input_bytes"]),
+            input=str(p.get("input") or ""),
             labels=dict(p.get("labels") or {}),
             deadline_ms=p.get("deadline_ms"),
             submitted_by=p.get("submitted_by"),
@@ -270,17 +303,19 @@ def evolve(state: TaskState, event: Event) -> TaskState:
         return replace(next_state, enforcement_id=p["enforcement_id"])
     if event.type == SCHEDULED:
         return replace(next_state, attempt=int(p["attempt"]), run_id=p["run_id"])
-    if event.type in (REJECTED, FAILED, CANCELLED):
+    if event.type in (REJECTED, FAILED, CANCELLED, RETRY_SCHEDULED):
         return replace(next_state, reason=p.get("reason", ""))
     return next_state
 
 
 aggregate = Aggregate(
     AGGREGATE,
-    frozenset({SUBMIT, CANCEL}),
+    frozenset({SUBMIT, CANCEL, *REPORTS}),
     TaskState,
     decide,
     evolve,
     summary=summary,
     tenant_scoped=True,
+    # A run that happened is recorded even if the tenant was suspended meanwhile.
+    unconditional=frozenset(REPORTS),
 )

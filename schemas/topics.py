@@ -93,6 +93,14 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     *(_events_topic_spec(a) for a in EVENT_KEYS),
     TopicSpec(
+        DISPATCH,
+        key="run id (<tenant>/<task id>.<attempt>): runs spread evenly over the kernel workers",
+        records=("aion.kernel.DispatchRun",),
+        retention_ms=WEEK_MS,
+        doc="Runs scheduled by the orchestrator, consumed by the kernel workers as one consumer "
+        "group. Each message carries the manifest and input, so a worker reads nothing else.",
+    ),
+    TopicSpec(
         DEADLETTER,
         key="the key of the failed message",
         records=(),

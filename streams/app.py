@@ -58,6 +58,13 @@ class StreamsApp:
         self.aggregates = self.app.Table(
             "aggregates", default=None, partitions=settings.topic_partitions, value_type=bytes
         )
+        # The orchestrator's state per tenant (``scheduler:<tenant>``), apart so that the timer
+        # can scan it every second: one small document per tenant.
+        self.schedulers = self.app.Table(
+            "schedulers", default=None, partitions=settings.topic_partitions, value_type=bytes
+        )
+        # tenant -> when the timer last asked it to tick (monotonic seconds)
+        self.ticked: dict[str, float] = {}
 
     @cached_property
     def codec(self) -> Codec:

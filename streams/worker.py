@@ -6,13 +6,14 @@ import faust
 
 from aion import telemetry
 from aion.settings import Settings
-from streams import command_processor
+from streams import command_processor, orchestrator_timer
 from streams.app import StreamsApp
 
 
 def build(settings: Settings) -> StreamsApp:
     streams = StreamsApp(settings)
     command_processor.register(streams)
+    orchestrator_timer.register(streams)
     return streams
 
 

@@ -148,6 +148,14 @@ def failed() -> Event:
     return Event(task.FAILED, {"task_id": "t-1", "reason": "out_of_fuel"})
 
 
+def retry_scheduled(attempt: int = 1) -> Event:
+    return Event(
+        task.RETRY_SCHEDULED,
+        {"task_id": "t-1", "run_id": f"r{attempt}", "next_attempt": attempt + 1,
+         "retry_at_ms": NOW + 1000, "reason": "out_of_fuel"},
+    )  # fmt: skip
+
+
 def timed_out() -> Event:
     return Event(task.TIMED_OUT, {"task_id": "t-1"})
 
@@ -160,7 +168,8 @@ def enforcement() -> Event:
     return Event(
         task.ENFORCEMENT_DECIDED,
         {"enforcement_id": "enf-1", "subject_type": "task", "subject_id": "acme/t-1",
-         "action": "submit", "decision": "allow", "policy_ids": ["p1"], "diagnostics": []},
+         "action": "submit", "decision": "allow", "policy_ids": ["p1"], "diagnostics": [],
+         "request": "{}"},
     )  # fmt: skip
 
 
@@ -347,6 +356,7 @@ NON_TERMINAL_HISTORIES = {
     "authorized": [authorized()],
     "scheduled": [authorized(), scheduled()],
     "running": [authorized(), scheduled(), started()],
+    "retrying": [authorized(), scheduled(), started(), run_failed(), retry_scheduled()],
 }
 TERMINAL_HISTORIES = {
     "rejected": [task_rejected()],
@@ -384,6 +394,7 @@ def test_a_retried_run_walks_the_whole_machine() -> None:
         started(1),
         progress(1, 1),
         run_failed(1),
+        retry_scheduled(1),
         scheduled(2),
         started(2),
         progress(2, 1),
@@ -398,15 +409,15 @@ def test_a_retried_run_walks_the_whole_machine() -> None:
         state = AGG.evolve(state, event)
         seen.append(state.status)
     assert seen == [
-        "authorized", "scheduled", "running", "running", "running", "scheduled", "running",
-        "running", "running", "running", "running", "succeeded",
+        "authorized", "scheduled", "running", "running", "running", "retrying", "scheduled",
+        "running", "running", "running", "running", "running", "succeeded",
     ]  # fmt: skip
     assert state.version == 1 + len(history)
     assert (state.attempt, state.run_id, state.enforcement_id) == (2, "r2", "enf-9")
     assert state.output_digest == "sha256:2"
     assert task.summary(state) == {
         "status": "succeeded",
-        "version": 13,
+        "version": 14,
         "agent_name": "summarizer",
         "attempt": 2,
     }
@@ -428,8 +439,8 @@ def test_summary_of_the_initial_state() -> None:
         ([scheduled()], "submitted"),  # not yet authorized
         ([authorized(), started()], "authorized"),  # not yet scheduled
         ([authorized(), succeeded()], "authorized"),
-        ([authorized(), scheduled(), timed_out()], "scheduled"),  # only a running task times out
-        ([authorized(), scheduled(), failed()], "scheduled"),
+        ([authorized(), started()], "authorized"),
+        ([authorized(), scheduled(), started(), run_failed(), scheduled(2)], "running"),  # no retry
         ([authorized(), scheduled(), started(2)], "scheduled"),  # another run's start
         ([authorized(), scheduled(), started(), succeeded(2)], "running"),  # another run
         ([authorized(), authorized("enf-2")], "authorized"),
@@ -445,7 +456,7 @@ def test_out_of_turn_events_count_a_version_but_do_not_move_the_status(
 
 def test_a_stale_run_outcome_does_not_set_the_output() -> None:
     state = AGG.fold(submitted(), [authorized(), scheduled(1), started(1), run_failed(1)])
-    state = AGG.fold(state, [scheduled(2), started(2), run_succeeded(1)])
+    state = AGG.fold(state, [retry_scheduled(1), scheduled(2), started(2), run_succeeded(1)])
     assert state.output_digest is None
 
 
@@ -470,9 +481,47 @@ def test_load_of_dump_is_identity() -> None:
     assert AGG.load({}) == AGG.initial()
 
 
-def test_the_aggregate_is_tenant_scoped_and_handles_submit_and_cancel() -> None:
+def test_the_aggregate_is_tenant_scoped_and_handles_submit_cancel_and_kernel_reports() -> None:
     assert (AGG.name, AGG.tenant_scoped) == ("task", True)
-    assert AGG.commands == {task.SUBMIT, task.CANCEL}
+    assert AGG.commands == {task.SUBMIT, task.CANCEL, *task.REPORTS}
+    assert AGG.unconditional == set(task.REPORTS)
+
+
+@pytest.mark.parametrize(
+    "history",
+    [[authorized()], [authorized(), scheduled()], [authorized(), scheduled(), started()],
+     [authorized(), scheduled(), started(), run_failed(), retry_scheduled()]],
+)  # fmt: skip
+def test_a_task_times_out_from_any_live_status_after_authorization(history: list[Event]) -> None:
+    state = AGG.fold(submitted(), [*history, timed_out()])
+    assert state.status == "timed_out"
+
+
+def test_a_run_refused_before_starting_can_fail_or_retry_the_task() -> None:
+    base = AGG.fold(submitted(), [authorized(), scheduled(), run_failed()])
+    assert base.status == "scheduled"
+    assert AGG.evolve(base, failed()).status == "failed"
+    assert AGG.evolve(base, retry_scheduled()).status == "retrying"
+
+
+def report(kind: str, **payload: Any) -> Command:
+    return Command(kind, envelope("t-1"), {"task_id": "t-1", **payload})
+
+
+def test_kernel_reports_are_recorded_as_run_events_even_for_a_suspended_tenant() -> None:
+    state = AGG.fold(submitted(), [authorized(), scheduled()])
+    command = report("aion.run.RecordRunStarted", run_id="r1", attempt=1, worker="w1")
+    decision = AGG.handle(state, command, context(tenant_status="suspended"))
+    assert decision == [Event(task.RUN_STARTED, {"task_id": "t-1", "run_id": "r1",
+                                                 "attempt": 1, "worker": "w1"})]  # fmt: skip
+    assert AGG.fold(state, decision).status == "running"
+
+
+def test_a_kernel_report_for_an_absent_or_other_task_is_refused() -> None:
+    command = report("aion.run.RecordRunStarted", run_id="r1", attempt=1, worker="w1")
+    assert rejected(AGG.handle(AGG.initial(), command, CTX))[0] == "not_found"
+    other = Command(command.type, command.envelope, {**command.payload, "task_id": "t-2"})
+    assert rejected(AGG.handle(submitted(), other, CTX)) == ("invalid", "/task_id")
 
 
 # --- the records on the wire ------------------------------------------------------------------
@@ -512,6 +561,7 @@ EVERY_EVENT = [
     artifact(),
     succeeded(),
     failed(),
+    retry_scheduled(),
     timed_out(),
     cancelled(),
     enforcement(),
@@ -533,7 +583,8 @@ def test_every_event_serialises_with_its_avro_schema(event: Event) -> None:
 def test_every_avsc_of_the_task_family_is_an_event_or_a_command() -> None:
     prefixes = ("aion.task.", "aion.run.", "aion.artifact.", "aion.enforcement.")
     names = {n for n in catalog.all_records() if n.startswith(prefixes)}
-    assert names == {e.type for e in EVERY_EVENT} | {task.SUBMIT, task.CANCEL}
+    commands = {task.SUBMIT, task.CANCEL, *task.REPORTS, "aion.task.Tick"}
+    assert names == {e.type for e in EVERY_EVENT} | commands
     assert catalog.record(task.SUBMIT).is_command
     assert catalog.record(task.CANCEL).is_command
 
@@ -556,6 +607,7 @@ LIFECYCLE = [
     run_succeeded(1),
     run_succeeded(2),
     run_failed(1),
+    retry_scheduled(1),
     artifact(1),
     succeeded(1),
     succeeded(2),
