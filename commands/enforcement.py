@@ -88,6 +88,40 @@ def compile_policies(tenant_policies: tuple[tuple[str, str], ...]) -> cedarpy.Po
     )
 
 
+CANDIDATE = "candidate"
+
+
+def _source_order(key: str) -> int:
+    """Cedar numbers a text's policies policy0, policy1, ... in source order."""
+    digits = key.removeprefix("policy")
+    return int(digits) if digits.isdigit() else 0
+
+
+def candidate_policies(text: str, default_id: str = CANDIDATE) -> dict[str, str]:
+    """A policy file split into one Cedar text per policy, for ``compile_policies``.
+
+    Each policy is named by its ``@id("...")`` annotation, else ``candidate`` (or
+    ``candidate#N`` for the Nth policy of a file of several), so that a simulated verdict
+    names the file's own policies. Raises ValueError for text that does not parse, for a
+    template, and for a name given twice or taken by a platform policy (which it would replace).
+    """
+    parsed = json.loads(cedarpy.policies_to_json_str(text))
+    if parsed.get("templates"):
+        raise ValueError("templates (policies with ?principal or ?resource) are not supported")
+    found = sorted(parsed["staticPolicies"].items(), key=lambda item: _source_order(item[0]))
+    named: dict[str, str] = {}
+    for index, (_, body) in enumerate(found):
+        given = str((body.get("annotations") or {}).get("id") or "")
+        policy_id = given or (default_id if len(found) == 1 else f"{default_id}#{index + 1}")
+        if policy_id in PLATFORM_IDS:
+            raise ValueError(f"policy id {policy_id!r} is a platform policy's")
+        if policy_id in named:
+            raise ValueError(f"policy id {policy_id!r} is given to more than one policy")
+        single = {"staticPolicies": {policy_id: body}, "templates": {}, "templateLinks": []}
+        named[policy_id] = cedarpy.policies_from_json_str(json.dumps(single))
+    return named
+
+
 def policy_key(policies: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """The hashable, ordered form of a tenant's policies (policy id -> Cedar text)."""
     return tuple(sorted(policies.items()))

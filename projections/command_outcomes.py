@@ -14,6 +14,9 @@ from projections.runner import Position
 from schemas.topics import TOPICS
 
 REJECTED = "aion.CommandRejected"
+# A policy's denial is the outcome of DeployAgent/UpdateAgent and SubmitTask: a 403 to a caller
+# who waits. (The denied task still exists, in status rejected.)
+DENIALS = frozenset({"aion.agent.AgentDeploymentRejected", "aion.task.TaskRejected"})
 
 
 class CommandOutcomesProjection:
@@ -24,7 +27,10 @@ class CommandOutcomesProjection:
         self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
     ) -> None:
         env = value["envelope"]
+        if not env.get("command_outcome", True):
+            return  # a consequence on another aggregate, not what the command itself became
         rejected = record_name == REJECTED
+        denied = record_name in DENIALS
         cur.execute(
             "insert into command_outcomes (command_id, command_type, tenant_id, aggregate_type,"
             " aggregate_id, status, code, reason, field, aggregate_version, event_ids, topic,"
@@ -33,7 +39,11 @@ class CommandOutcomesProjection:
             " on conflict (command_id) do update set"
             " event_ids = command_outcomes.event_ids || excluded.event_ids,"
             " aggregate_version = greatest(command_outcomes.aggregate_version,"
-            " excluded.aggregate_version)"
+            " excluded.aggregate_version),"
+            " status = case when excluded.status = 'rejected' then 'rejected'"
+            " else command_outcomes.status end,"
+            " code = coalesce(excluded.code, command_outcomes.code),"
+            " reason = coalesce(excluded.reason, command_outcomes.reason)"
             " where not (excluded.event_ids[1] = any(command_outcomes.event_ids))",
             (
                 env["command_id"],
@@ -41,10 +51,10 @@ class CommandOutcomesProjection:
                 env["tenant_id"],
                 env["aggregate_type"],
                 env["aggregate_id"],
-                "rejected" if rejected else "accepted",
-                value.get("code"),
-                value.get("reason"),
-                value.get("field"),
+                "rejected" if rejected or denied else "accepted",
+                "forbidden" if denied else value.get("code"),
+                value.get("reason") if rejected or denied else None,
+                value.get("field") if rejected or denied else None,
                 env["aggregate_version"],
                 env["event_id"],
                 at.topic,

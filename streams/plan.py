@@ -160,6 +160,9 @@ class _Planning:
             "actor": env["actor"],
             "traceparent": env.get("traceparent"),
             "tracestate": env.get("tracestate"),
+            "command_outcome": self.command.type != TICK
+            and aggregate_id == env.get("aggregate_id")
+            and aggregate_type != "enforcement",
         }
 
     def emit(self, topic: str, key: str, record: str, envelope: dict[str, Any], body: Any) -> None:
