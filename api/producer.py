@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaException, Message, Producer
 
+from schemas.topics import producer_config
+
 
 @dataclass(frozen=True)
 class Delivered:
@@ -23,13 +25,16 @@ class Delivered:
 class AsyncProducer:
     def __init__(self, bootstrap: str) -> None:
         self.producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "enable.idempotence": True,  # retries never duplicate or reorder within a partition
-                "acks": "all",
-                "linger.ms": 2,
-                "compression.type": "lz4",  # aiokafka (Faust) reads it through cramjam
-            }
+            producer_config(
+                bootstrap,
+                **{
+                    # retries never duplicate or reorder within a partition
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 2,
+                    "compression.type": "lz4",  # aiokafka (Faust) reads it through cramjam
+                },
+            )
         )
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-producer-poll", daemon=True)

@@ -24,6 +24,7 @@ Rules:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -136,7 +137,7 @@ def admit(
         "seq": state.seq + 1,
         "agent_name": agent_name,
         "agent_version": agent_version,
-        "manifest": dict(manifest),
+        "manifest": copy.deepcopy(dict(manifest)),
         "deadline_ms": deadline_ms,
         "attempt": 0,
         "run_id": None,
@@ -184,7 +185,8 @@ def _after_failure(
 ) -> Event:
     attempt = int(job["attempt"])
     manifest = job["manifest"]
-    reason = f"{failure['reason']}: {failure.get('message') or ''}".rstrip(": ")
+    message = failure.get("message") or ""
+    reason = f"{failure['reason']}: {message}" if message else str(failure["reason"])
     if attempt <= int(manifest["quotas"].get("max_retries", 0)):
         return Event(
             TASK_RETRY_SCHEDULED,
@@ -272,8 +274,14 @@ def _admissions(state: SchedulerState, now_ms: int, limits: Limits) -> list[tupl
     return scheduled
 
 
-def next_due(state: SchedulerState, limits: Limits, grace_ms: int = DEFAULT_GRACE_MS) -> int | None:
-    """When ``advance`` may next have something to do without any new event, or None."""
+def next_due(
+    state: SchedulerState, limits: Limits, now_ms: int, grace_ms: int = DEFAULT_GRACE_MS
+) -> int | None:
+    """When ``advance`` may next have something to do without any new event, or None.
+
+    Called right after ``advance`` ran at ``now_ms``: what was due then and is still there is
+    waiting for an event (a slot to free, the tenant to be reinstated), not for time.
+    """
     times: list[int] = []
     for job in state.jobs.values():
         if job["deadline_ms"] is not None:
@@ -282,11 +290,12 @@ def next_due(state: SchedulerState, limits: Limits, grace_ms: int = DEFAULT_GRAC
             times.append(_watchdog_ms(job, grace_ms))
         if job["phase"] == "retrying":
             times.append(int(job["retry_at_ms"]))
-    if state.count("queued") and len(state.starts) >= limits.tasks_per_minute:
+    window = sorted(t for t in state.starts if t > now_ms - RATE_WINDOW_MS)
+    if state.count("queued") and 0 < limits.tasks_per_minute <= len(window):
         # The rate window is full: the oldest start leaving it opens a place.
-        window = sorted(state.starts)[-limits.tasks_per_minute :]
-        times.append(window[0] + RATE_WINDOW_MS)
-    return min(times) if times else None
+        times.append(window[-limits.tasks_per_minute] + RATE_WINDOW_MS)
+    later = [t for t in times if t > now_ms]
+    return min(later) if later else None
 
 
 def prune(state: SchedulerState, now_ms: int) -> SchedulerState:

@@ -17,6 +17,16 @@ DEADLETTER = "aion.deadletter"
 WEEK_MS = 7 * 24 * 3600 * 1000
 
 
+def producer_config(bootstrap: str, **extra: object) -> dict[str, object]:
+    """confluent-kafka producer settings every producer of ours starts from.
+
+    ``murmur2_random`` hashes keys the way the Java clients and Faust's aiokafka producer do
+    (librdkafka's default is CRC32): a tenant's commands must land on one partition whoever
+    produces them (the API, the orchestrator's timer, a kernel worker, a user's Java client).
+    """
+    return {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", **extra}
+
+
 def events_topic(aggregate_type: str) -> str:
     return f"aion.events.{aggregate_type}"
 

@@ -14,7 +14,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from schemas.topics import DEADLETTER
+from schemas.topics import DEADLETTER, producer_config
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def list_dead_letters(kafka: str) -> list[DeadLetter]:
 
 def replay(kafka: str, positions: set[str] | None = None) -> list[DeadLetter]:
     """Produce the chosen dead letters (all when ``positions`` is None) to their sources."""
-    producer = Producer({"bootstrap.servers": kafka, "enable.idempotence": True})
+    producer = Producer(producer_config(kafka, **{"enable.idempotence": True}))
     chosen = [
         (letter, key, value)
         for letter, key, value in _read(kafka)

@@ -70,7 +70,14 @@ class AionProcesses:
             self.start_role(role)
 
     def start_role(self, role: str, **extra_env: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "AION_API_PORT": str(self.port), **extra_env}
+        env = {
+            **os.environ,
+            "AION_API_PORT": str(self.port),
+            # A silent kernel worker is given up 1.5 s after its run's timeout (10 s in use),
+            # so that the watchdog test does not wait long.
+            "AION_WATCHDOG_GRACE_MS": "1500",
+            **extra_env,
+        }
         name = extra_env.get("AION_WORKER_ID", role) if role == "worker" else role
         with (self.logs / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(

@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 
 from aion.settings import Settings
 from schemas.codec import Codec
-from schemas.topics import COMMANDS
+from schemas.topics import COMMANDS, producer_config
 from tests.stack.test_tenants_api import (
     assert_problem,
     commands_high_watermark,
@@ -93,7 +93,7 @@ def test_a_command_delivered_twice_changes_state_once(
         "aion.tenant.CreateTenant",
         {"envelope": envelope, "tenant_id": tenant, "display_name": "Twice", "labels": {}},
     )
-    producer = Producer({"bootstrap.servers": settings.kafka})
+    producer = Producer(producer_config(settings.kafka))
     for _ in range(2):
         producer.produce(COMMANDS, key=tenant.encode(), value=value)
     producer.flush(10)

@@ -15,7 +15,7 @@ import httpx
 from confluent_kafka import Producer
 
 from aion.settings import Settings
-from schemas.topics import COMMANDS
+from schemas.topics import COMMANDS, producer_config
 from streams.deadletter_tools import list_dead_letters
 from tests.conftest import ROOT
 from tests.stack.test_tenants_api import new_tenant_id
@@ -40,7 +40,7 @@ def test_a_poison_command_is_dead_lettered_and_the_stream_goes_on(
     api: httpx.Client, settings: Settings
 ) -> None:
     tenant = new_tenant_id()
-    producer = Producer({"bootstrap.servers": settings.kafka})
+    producer = Producer(producer_config(settings.kafka))
     producer.produce(COMMANDS, key=tenant.encode(), value=b"\x00\xff not avro at all")
     producer.flush(10)
     # The next command in the same partition (same key) is still decided.
