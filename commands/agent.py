@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from commands.aggregate import Aggregate
+from commands.input_schema import schema_problem
 from commands.model import Command, Context, Decision, Event, Rejection, scoped_id
 
 AGGREGATE = "agent"
@@ -194,6 +195,9 @@ def check_manifest(manifest: Any) -> Rejection | None:
                 "input_schema must be a JSON Schema: JSON text of an object",
                 "/manifest/input_schema",
             )
+        problem = schema_problem(schema)
+        if problem:
+            return Rejection("invalid", problem, "/manifest/input_schema")
     if not isinstance(m["description"], str):
         return Rejection("invalid", "description must be a string", "/manifest/description")
     return None

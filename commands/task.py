@@ -45,6 +45,7 @@ from typing import Any
 
 from commands.agent import check_agent_name, strict_json
 from commands.aggregate import Aggregate
+from commands.input_schema import input_problem
 from commands.model import Command, Context, Decision, Event, Rejection, scoped_id
 
 AGGREGATE = "task"
@@ -222,6 +223,11 @@ def _decide_submit(state: TaskState, command: Command, context: Context) -> Deci
             "conflict", f"agent {agent_name} is {agent['status']}, not deployed", "/agent_name"
         )
     text = str(p["input"])
+    declared = (agent.get("manifest") or {}).get("input_schema")
+    if declared:
+        problem = input_problem(str(declared), strict_json(text))
+        if problem:
+            return Rejection("invalid", problem, "/input")
     return [
         Event(
             SUBMITTED,

@@ -227,3 +227,28 @@ def test_the_orchestrator_survives_a_worker_killed_mid_task_and_a_poison_message
     events = task_events(settings, tenant, "two", "TaskScheduled", timeout=60)
     assert names(events).count("TaskScheduled") == 1
     assert len(dispatches(settings, tenant, "two.1")) >= 1
+
+
+def test_a_task_input_that_breaks_the_agents_input_schema_is_a_422_naming_the_path(
+    api: httpx.Client, settings: Settings
+) -> None:
+    tenant = new_tenant(api)
+    schema = '{"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}'
+    body = manifest("typed", input_schema=schema)
+    t = f"/v1/tenants/{tenant}"
+    assert api.post(f"{t}/agents", json={"manifest": body}, headers=WAIT).status_code == 200
+    bad_schema = manifest("broken", input_schema='{"type": 7}')
+    assert_problem(
+        api.post(f"{t}/agents", json={"manifest": bad_schema}, headers=WAIT),
+        422,
+        "/manifest/input_schema",
+    )
+    wrong = api.post(
+        f"{t}/tasks", json={"agent_name": "typed", "input": '{"text": 3}'}, headers=WAIT
+    )
+    problem = assert_problem(wrong, 422, "/input")
+    assert "at /text" in problem["detail"]
+    right = api.post(
+        f"{t}/tasks", json={"agent_name": "typed", "input": '{"text": "hi"}'}, headers=WAIT
+    )
+    assert right.status_code == 201, right.text
