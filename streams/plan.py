@@ -349,8 +349,8 @@ class _Planning:
                 self.apply(AGGREGATES["task"], scoped_id(self.tenant_id, task_id), event)
         scheduler = orchestration.prune(self.load_scheduler(), self.now_ms)
         key = scheduler_key(self.tenant_id)
-        due = orchestration.next_due(scheduler, limits, self.now_ms, self.grace_ms)
-        self.plan.scheduler_due = due
+        next_time = orchestration.next_due(scheduler, limits, self.now_ms, self.grace_ms)
+        self.plan.scheduler_due = next_time
         self.document(key)["state"] = scheduler.dump()
         self.document(key)["due_ms"] = self.plan.scheduler_due
         self.touch(key)
