@@ -155,6 +155,19 @@ def projector() -> None:
 
 
 @app.command()
+def kernel() -> None:
+    """Run a kernel worker: executes dispatched runs in the WASM sandbox."""
+    from aion import telemetry
+    from aion.bootstrap import ensure_topics
+    from streams import kernel_worker
+
+    settings = settings_module.load()
+    telemetry.setup("kernel", settings.log_level)
+    ensure_topics(settings)
+    kernel_worker.run(settings)
+
+
+@app.command()
 def up(
     demo: bool = typer.Option(True, help="Create the demo tenant."),
 ) -> None:

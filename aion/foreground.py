@@ -24,7 +24,7 @@ from aion.settings import Settings
 from aion.stack.manager import Stack
 from aion.stack.process import StackError, tail
 
-ROLES = ("serve", "worker", "projector")
+ROLES = ("serve", "worker", "projector", "kernel")
 PROCESS_LOGS = ".aion/logs/<serve|worker|projector>.log"
 
 

@@ -14,22 +14,21 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Message
 
 from commands import enforcement
 from commands.enforcement import Verdict
 from commands.policy import check_cedar
 from schemas.codec import Codec, DecodeError
 from schemas.topics import events_topic
+from streams.topic_snapshot import read_snapshot
 
 TOPIC = events_topic("enforcement")
-STALL_SECONDS = 30.0  # no progress for this long while records remain: give up reading
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
@@ -180,26 +179,6 @@ def simulate(
 # --- reading Kafka ----------------------------------------------------------------------------
 
 
-def _starts(consumer: Consumer, since_ms: int | None) -> dict[int, tuple[int, int]]:
-    """partition -> (first offset to read, end offset) for the partitions with records to read."""
-    metadata = consumer.list_topics(TOPIC, timeout=10).topics.get(TOPIC)
-    if metadata is None or metadata.error is not None:
-        return {}
-    ranges: dict[int, tuple[int, int]] = {}
-    for p in metadata.partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)
-        if high > low:
-            ranges[p] = (low, high)
-    if since_ms is not None and ranges:
-        wanted = [TopicPartition(TOPIC, p, since_ms) for p in ranges]
-        for found in consumer.offsets_for_times(wanted, timeout=10):
-            low, high = ranges[found.partition]
-            # -1: no record at or after that time in this partition.
-            start = high if found.offset < 0 else max(low, found.offset)
-            ranges[found.partition] = (start, high)
-    return {p: (start, end) for p, (start, end) in ranges.items() if end > start}
-
-
 def read_decisions(
     kafka: str, registry: str, tenant_id: str, since_ms: int | None = None
 ) -> list[Recorded]:
@@ -207,48 +186,11 @@ def read_decisions(
     the end of each partition as it was when reading began; duplicates dropped by event id."""
     codec = Codec(registry)
     prefix = f"{tenant_id}/"
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka,
-            "group.id": "aion-policy-simulate",  # required by the client; never joined
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-        }
-    )
     found: dict[str, Recorded] = {}
-    try:
-        ranges = _starts(consumer, since_ms)
-        limits = {p: end for p, (_, end) in ranges.items()}
-        ends = dict(limits)  # the partitions still being read
-        consumer.assign([TopicPartition(TOPIC, p, start) for p, (start, _) in ranges.items()])
-        last_progress = time.monotonic()
-        while ends:
-            messages = consumer.consume(num_messages=500, timeout=1.0)
-            if not messages:
-                # Offsets can have gaps (e.g. transaction markers): ask where each one stands.
-                for tp in consumer.position([TopicPartition(TOPIC, p) for p in list(ends)]):
-                    if tp.offset >= ends[tp.partition]:
-                        ends.pop(tp.partition)
-                if ends and time.monotonic() - last_progress > STALL_SECONDS:
-                    raise TimeoutError(f"reading {TOPIC} made no progress for {STALL_SECONDS} s")
-                continue
-            last_progress = time.monotonic()
-            for message in messages:
-                error = message.error()
-                if error is not None:
-                    if error.fatal():
-                        raise KafkaException(error)
-                    continue
-                partition, offset = int(message.partition() or 0), int(message.offset() or 0)
-                if offset + 1 >= limits.get(partition, 0):
-                    ends.pop(partition, None)
-                if offset >= limits.get(partition, 0):
-                    continue  # written after reading began
-                record = _decision(codec, message, prefix, tenant_id, since_ms)
-                if record is not None:
-                    found.setdefault(record.event_id, record)
-    finally:
-        consumer.close()
+    for message in read_snapshot(kafka, TOPIC, "policy-simulate", since_ms):
+        record = _decision(codec, message, prefix, tenant_id, since_ms)
+        if record is not None:
+            found.setdefault(record.event_id, record)
     return sorted(found.values(), key=lambda r: (r.occurred_at_ms, r.subject_id, r.event_id))
 
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         default=10_000,
         description="A started run silent for its timeout plus this is failed as worker_lost.",
     )
+    kernel_concurrency: int = Field(
+        default=2, description="Runs a kernel worker executes at once (threads)."
+    )
     tick_interval: float = Field(
         default=1.0, description="Seconds between the orchestrator timer's looks at due work."
     )

@@ -228,6 +228,12 @@ def check_against_context(
             f"module {manifest['module_digest']} was not uploaded to tenant {tenant_id}",
             "/manifest/module_digest",
         )
+    if module.get("import_problem"):
+        return Rejection(
+            "invalid",
+            f"module {manifest['module_digest']}: {module['import_problem']}",
+            "/manifest/module_digest",
+        )
     tenant = context.find("tenant", tenant_id) or {}
     limits = tenant.get("limits") or {}
     for key, (_, _, limit_key) in QUOTA_RULES.items():

@@ -76,6 +76,7 @@ REPORTS: dict[str, str] = {
     "aion.run.RecordRunProgress": RUN_PROGRESS,
     "aion.run.RecordRunSucceeded": RUN_SUCCEEDED,
     "aion.run.RecordRunFailed": RUN_FAILED,
+    "aion.run.RecordArtifactStored": ARTIFACT_STORED,
 }
 
 # Another aggregate's event (see the module docstring): the task's evolve ignores it.

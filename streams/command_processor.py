@@ -15,22 +15,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from faust.types import EventT
 
-from aion.stack.s3 import stat_or_none
 from commands.aggregates import aggregate_for
-from commands.model import Command, scoped_id
+from commands.model import Command
 from schemas.codec import DecodeError, RegistryUnavailable
-from schemas.modules import module_object_key
 from schemas.topics import COMMANDS
 from streams import failpoints
 from streams.app import StreamsApp
 from streams.deadletter import send_to_deadletter
+from streams.module_facts import io_facts
 from streams.plan import TICK, plan_command
 
 log = logging.getLogger(__name__)
@@ -48,26 +46,6 @@ async def registry_retry(call: Callable[..., T], *args: Any) -> T:
             log.warning("schema registry unavailable (%s); retrying in %.1f s", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
-
-
-MANIFEST_COMMANDS = {"aion.agent.DeployAgent", "aion.agent.UpdateAgent"}
-
-
-async def io_facts(streams: StreamsApp, command: Command) -> dict[tuple[str, str], Any]:
-    """Facts a decider needs that live outside Kafka (the module in the S3 store), fetched
-    here so that deciders stay pure."""
-    if command.type not in MANIFEST_COMMANDS:
-        return {}
-    digest = str((command.payload.get("manifest") or {}).get("module_digest", ""))
-    match = re.fullmatch(r"sha256:([0-9a-f]{64})", digest)
-    if not match:
-        return {}  # the decider refuses the syntax itself
-    tenant_id = str(command.envelope["tenant_id"])
-    key = module_object_key(tenant_id, match.group(1))
-    found = await asyncio.to_thread(stat_or_none, streams.s3, streams.settings.s3_bucket, key)
-    if found is None:
-        return {}
-    return {("module", scoped_id(tenant_id, digest)): {"status": "stored", "size": found.size}}
 
 
 def register(streams: StreamsApp) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.topics import DEADLETTER, producer_config
+from streams.topic_snapshot import partition_ranges, read_snapshot, tool_consumer
 
 
 @dataclass(frozen=True)
@@ -44,58 +45,25 @@ def _headers(raw: Any) -> dict[str, str]:
     }
 
 
-def _ranges(consumer: Consumer) -> dict[int, tuple[int, int]]:
-    """partition -> (low, high) watermarks, for the partitions that hold dead letters."""
-    partitions = consumer.list_topics(DEADLETTER, timeout=10).topics[DEADLETTER].partitions
-    ranges = {}
-    for p in partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(DEADLETTER, p), timeout=10)
-        if high > low:
-            ranges[p] = (low, high)
-    return ranges
-
-
 def _read(kafka: str) -> list[tuple[DeadLetter, bytes | None, bytes]]:
-    consumer = Consumer(
-        {"bootstrap.servers": kafka, "group.id": "aion-dlq-tool", "enable.auto.commit": False}
-    )
-    try:
-        ranges = _ranges(consumer)
-        ends = {p: high for p, (_, high) in ranges.items()}
-        consumer.assign([TopicPartition(DEADLETTER, p, low) for p, (low, _) in ranges.items()])
-        found = []
-        while ends:
-            message = consumer.poll(5)
-            if message is None:
-                break
-            if message.error():
-                continue
-            partition, offset = int(message.partition() or 0), int(message.offset() or 0)
-            h = _headers(message.headers())
-            value = message.value() or b""
-            key = message.key()
-            found.append(
-                (
-                    DeadLetter(
-                        partition,
-                        offset,
-                        key.decode("utf-8", "replace") if key else None,
-                        h.get("aion-error", ""),
-                        h.get("aion-source-topic", ""),
-                        int(h.get("aion-source-partition", "-1")),
-                        int(h.get("aion-source-offset", "-1")),
-                        int(h.get("aion-failed-at", "0")),
-                        len(value),
-                    ),
-                    key,
-                    value,
-                )
-            )
-            if offset + 1 >= ends.get(partition, 0):
-                ends.pop(partition, None)
-        return sorted(found, key=lambda f: (f[0].partition, f[0].offset))
-    finally:
-        consumer.close()
+    found = []
+    for message in read_snapshot(kafka, DEADLETTER, "dlq-tool"):
+        h = _headers(message.headers())
+        value = message.value() or b""
+        key = message.key()
+        letter = DeadLetter(
+            int(message.partition() or 0),
+            int(message.offset() or 0),
+            key.decode("utf-8", "replace") if key else None,
+            h.get("aion-error", ""),
+            h.get("aion-source-topic", ""),
+            int(h.get("aion-source-partition", "-1")),
+            int(h.get("aion-source-offset", "-1")),
+            int(h.get("aion-failed-at", "0")),
+            len(value),
+        )
+        found.append((letter, key, value))
+    return sorted(found, key=lambda f: (f[0].partition, f[0].offset))
 
 
 def list_dead_letters(kafka: str) -> list[DeadLetter]:
@@ -125,9 +93,9 @@ def replay(kafka: str, positions: set[str] | None = None) -> list[DeadLetter]:
 def purge(kafka: str) -> int:
     """Delete every dead letter up to the current end of each partition; returns how many."""
     admin = AdminClient({"bootstrap.servers": kafka})
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": "aion-dlq-tool"})
+    consumer = tool_consumer(kafka, "dlq-tool")
     try:
-        ranges = _ranges(consumer)
+        ranges = partition_ranges(consumer, DEADLETTER)
     finally:
         consumer.close()
     targets = [TopicPartition(DEADLETTER, p, high) for p, (_, high) in ranges.items()]

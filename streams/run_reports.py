@@ -24,6 +24,7 @@ STARTED = "aion.run.RecordRunStarted"
 PROGRESS = "aion.run.RecordRunProgress"
 SUCCEEDED = "aion.run.RecordRunSucceeded"
 FAILED = "aion.run.RecordRunFailed"
+ARTIFACT = "aion.run.RecordArtifactStored"
 REPORT_NAMESPACE = uuid.UUID("1b0c3f5e-2a47-4f0a-9d8e-7c4b6a1e9f21")
 
 
@@ -37,7 +38,7 @@ class Run:
 
 
 def report_command(
-    run: Run, kind: str, payload: dict[str, Any], sequence: int = 0, worker: str = "kernel"
+    run: Run, kind: str, payload: dict[str, Any], sequence: int | str = 0, worker: str = "kernel"
 ) -> dict[str, Any]:
     """The Avro value of one report command (envelope and payload)."""
     command_id = str(
@@ -72,7 +73,8 @@ class RunReporter:
         self.codec = Codec(registry)
         self.worker = worker
 
-    def send(self, run: Run, kind: str, payload: dict[str, Any], sequence: int = 0) -> None:
+    def send(self, run: Run, kind: str, payload: dict[str, Any], sequence: int | str = 0) -> None:
+        """``sequence`` tells apart several reports of one kind (progress steps, artifacts)."""
         value = report_command(run, kind, payload, sequence, self.worker)
         data = self.codec.encode(COMMANDS, kind, value)
         errors: list[Any] = []
@@ -110,3 +112,25 @@ class RunReporter:
             "duration_ms": duration_ms,
         }
         self.send(run, FAILED, payload)
+
+    def progress(self, run: Run, sequence: int, percent: float | None, message: str) -> None:
+        payload = {"sequence": sequence, "percent": percent, "message": message}
+        self.send(run, PROGRESS, payload, sequence)
+
+    def artifact(
+        self,
+        run: Run,
+        artifact_id: str,
+        digest: str,
+        size_bytes: int,
+        content_type: str,
+        object_key: str,
+    ) -> None:
+        payload = {
+            "artifact_id": artifact_id,
+            "digest": digest,
+            "size_bytes": size_bytes,
+            "content_type": content_type,
+            "object_key": object_key,
+        }
+        self.send(run, ARTIFACT, payload, artifact_id)

@@ -56,7 +56,7 @@ def stack(settings: Settings) -> Iterator[Stack]:
 class AionProcesses:
     """API, worker and projector as child processes, logs kept under .aion/logs/test-processes."""
 
-    ROLES = ("serve", "worker", "projector")
+    ROLES = ("serve", "worker", "projector", "kernel")
 
     def __init__(self, settings: Settings) -> None:
         self.port = free_port()

@@ -33,6 +33,15 @@ def stat_or_none(client: Minio, bucket: str, key: str) -> Any:
         raise
 
 
+def read_object(client: Minio, bucket: str, key: str) -> bytes:
+    response = client.get_object(bucket, key)
+    try:
+        return bytes(response.read())
+    finally:
+        response.close()
+        response.release_conn()
+
+
 def s3_client(endpoint: str, access_key: str, secret_key: str, secure: bool) -> Minio:
     return Minio(
         endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region="us-east-1"

@@ -319,3 +319,19 @@ def test_an_unknown_command_type_is_a_key_error() -> None:
     command = Command("aion.task.Explode", envelope("acme/t-1", 1), {})
     with pytest.raises(KeyError):
         plan_command(command, lambda key: None)
+
+
+def test_a_module_importing_what_is_not_granted_is_refused_at_deploy(store: Store) -> None:
+    fact = {
+        ("module", scoped_id("acme", DIGEST)): {
+            "status": "stored",
+            "size": 8,
+            "import_problem": "imports env.socket, which is not granted",
+        }
+    }
+    command = Command("aion.agent.DeployAgent", envelope("acme/echo", 50), {"manifest": manifest()})
+    plan = plan_command(command, store.read, fact)
+    assert records(plan) == ["CommandRejected"]
+    rejected = plan.emissions[0].value
+    assert (rejected["code"], rejected["field"]) == ("invalid", "/manifest/module_digest")
+    assert "env.socket" in rejected["reason"]

@@ -1,0 +1,262 @@
+"""Entry point of `aion kernel`: runs the orchestrator's dispatches in the WASM sandbox.
+
+A kernel worker is a member of the consumer group ``aion-kernel`` on ``aion.kernel.dispatch``
+(scale out by adding processes, up to the topic's partitions). Each DispatchRun carries all a
+run needs (manifest, input, deadline); the worker fetches the module from the S3 store (once
+per digest: ``kernel.Kernel`` caches compiled modules in memory and on disk), runs it in a
+thread of its pool (one wasmtime Store per run), stores the output and the logs in the S3
+store content-addressed, and reports back with ``streams.run_reports`` (RunStarted, progress,
+ArtifactStored, then RunSucceeded or RunFailed with the precise reason).
+
+Delivery: a dispatch's offset is committed only once its run was reported, so a worker killed
+mid-run leaves the run to the next owner of the partition, which runs it again; every report's
+command id is derived from the run, so the orchestrator records a repeated report once. If no
+worker takes it over in time, the orchestrator's watchdog fails the run as ``worker_lost``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import wasmtime
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from aion.settings import Settings
+from aion.stack.s3 import read_object, s3_client, stat_or_none
+from kernel import Kernel, Limits, mini_model
+from schemas.codec import Codec, DecodeError
+from schemas.modules import module_object_key
+from schemas.topics import DEADLETTER, DISPATCH, producer_config
+from streams.run_reports import Run, RunReporter
+
+log = logging.getLogger(__name__)
+
+GROUP = "aion-kernel"
+MAX_PROGRESS_REPORTS = 100  # per run; a chatty module cannot flood the orchestrator
+MODULES_IN_MEMORY = 64
+
+
+def artifact_key(tenant_id: str, hex_digest: str) -> str:
+    return f"artifacts/{tenant_id}/sha256/{hex_digest}"
+
+
+class ReportingHost:
+    """The host side of one run: progress becomes RunProgress, inference the local model."""
+
+    def __init__(self, reporter: RunReporter, run: Run) -> None:
+        self.reporter = reporter
+        self.run = run
+        self.sequence = 0
+
+    def progress(self, percent: float | None, message: str) -> None:
+        self.sequence += 1
+        if self.sequence <= MAX_PROGRESS_REPORTS:
+            self.reporter.progress(self.run, self.sequence, percent, message[:1000])
+
+    def infer(self, model: str, prompt: str) -> str:
+        return mini_model.infer(prompt)
+
+
+class KernelWorker:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.name = f"{os.uname().nodename}-{settings.worker_id}-{os.getpid()}"
+        self.kernel = Kernel(cache_dir=settings.stack_dir / "kernel" / "modules")
+        self.reporter = RunReporter(settings.kafka, settings.registry, worker=self.name)
+        self.codec = Codec(settings.registry)
+        self.s3 = s3_client(
+            settings.s3, settings.s3_access_key, settings.s3_secret_key, settings.s3_secure
+        )
+        self.modules: OrderedDict[str, wasmtime.Module] = OrderedDict()
+        self.modules_lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(settings.kernel_concurrency, thread_name_prefix="run")
+        self.stopping = threading.Event()
+
+    # --- one run ------------------------------------------------------------------------------
+
+    def module_for(self, tenant_id: str, digest: str) -> wasmtime.Module:
+        with self.modules_lock:
+            if digest in self.modules:
+                self.modules.move_to_end(digest)
+                return self.modules[digest]
+        key = module_object_key(tenant_id, digest.removeprefix("sha256:"))
+        module = self.kernel.module(digest, read_object(self.s3, self.settings.s3_bucket, key))
+        with self.modules_lock:
+            self.modules[digest] = module
+            while len(self.modules) > MODULES_IN_MEMORY:
+                self.modules.popitem(last=False)
+        return module
+
+    def store(self, tenant_id: str, data: bytes, content_type: str) -> tuple[str, str]:
+        """Content-addressed: the same bytes are one object, stored once."""
+        hex_digest = hashlib.sha256(data).hexdigest()
+        key = artifact_key(tenant_id, hex_digest)
+        bucket = self.settings.s3_bucket
+        if stat_or_none(self.s3, bucket, key) is None:
+            self.s3.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        return f"sha256:{hex_digest}", key
+
+    def execute(self, dispatch: dict[str, Any]) -> None:
+        """Run one dispatch and report what became of it. Raises only if reporting fails."""
+        run = Run(dispatch["tenant_id"], dispatch["task_id"], dispatch["run_id"])
+        manifest = dispatch["manifest"]
+        deadline = dispatch.get("deadline_ms")
+        if deadline is not None and time.time() * 1000 > deadline:
+            self.reporter.failed(run, "refused", "the task's deadline passed before the run")
+            return
+        self.reporter.started(run, int(dispatch["attempt"]))
+        try:
+            module = self.module_for(run.tenant_id, manifest["module_digest"])
+        except Exception as exc:  # missing or unreadable module: the run cannot start
+            log.warning("run %s: module unavailable: %s", run.run_id, exc)
+            self.reporter.failed(run, "refused", f"module unavailable: {exc}")
+            return
+        quotas = manifest["quotas"]
+        limits = Limits(
+            fuel=int(quotas["fuel"]),
+            memory_mb=int(quotas["memory_mb"]),
+            timeout_ms=int(quotas["timeout_ms"]),
+        )
+        capabilities = frozenset(str(c) for c in manifest.get("capabilities") or [])
+        with tempfile.TemporaryDirectory(prefix="aion-run-") as scratch:
+            result = self.kernel.run(
+                module,
+                str(manifest["abi"]),
+                str(manifest.get("entrypoint") or "run"),
+                str(dispatch["input"]).encode(),
+                limits,
+                capabilities,
+                ReportingHost(self.reporter, run),
+                models=frozenset(str(m) for m in manifest.get("models") or []),
+                scratch_dir=Path(scratch) if "scratch_dir" in capabilities else None,
+            )
+        if result.logs:
+            digest, key = self.store(run.tenant_id, result.logs, "text/plain")
+            self.reporter.artifact(run, "logs", digest, len(result.logs), "text/plain", key)
+        if result.ok and result.output is not None:
+            digest, key = self.store(run.tenant_id, result.output, "application/json")
+            size = len(result.output)
+            self.reporter.artifact(run, "output", digest, size, "application/json", key)
+            self.reporter.succeeded(run, digest, size, result.fuel_used, result.duration_ms)
+        else:
+            reason = result.reason or "trap"
+            self.reporter.failed(run, reason, result.message, result.fuel_used, result.duration_ms)
+        log.info("run %s/%s: %s", run.tenant_id, run.run_id, "ok" if result.ok else reason)
+
+    # --- the consumer loop --------------------------------------------------------------------
+
+    def decode(self, message: Message) -> dict[str, Any] | None:
+        try:
+            _, value = self.codec.decode(DISPATCH, message.value() or b"")
+            return value
+        except DecodeError as exc:
+            self.deadletter(message, exc)
+            return None
+
+    def deadletter(self, message: Message, error: Exception) -> None:
+        producer = Producer(producer_config(self.settings.kafka))
+        headers = {
+            "aion-error": f"{type(error).__name__}: {error}"[:2000],
+            "aion-source-topic": message.topic() or DISPATCH,
+            "aion-source-partition": str(message.partition()),
+            "aion-source-offset": str(message.offset()),
+            "aion-failed-at": str(int(time.time() * 1000)),
+        }
+        producer.produce(DEADLETTER, key=message.key(), value=message.value(), headers=headers)
+        producer.flush(10)
+        log.warning("dead-lettered dispatch at offset %s: %s", message.offset(), error)
+
+    def loop(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka,
+                "group.id": GROUP,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 10_000,
+            }
+        )
+        consumer.subscribe([DISPATCH])
+        # partition -> [(offset, future)] in offset order; committed up to the first unfinished
+        inflight: dict[int, list[tuple[int, Future[None]]]] = {}
+        paused = False
+        try:
+            while not self.stopping.is_set():
+                message = consumer.poll(0.2)
+                if message is not None and message.error():
+                    if message.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("consumer error: %s", message.error())
+                elif message is not None:
+                    dispatch = self.decode(message)
+                    future: Future[None] = Future()
+                    if dispatch is None:
+                        future.set_result(None)
+                    else:
+                        future = self.pool.submit(self.execute, dispatch)
+                    partition = int(message.partition() or 0)
+                    inflight.setdefault(partition, []).append((int(message.offset() or 0), future))
+                self.commit_finished(consumer, inflight)
+                busy = sum(len(v) for v in inflight.values()) >= self.settings.kernel_concurrency
+                if busy != paused:
+                    assigned = consumer.assignment()
+                    (consumer.pause if busy else consumer.resume)(assigned)
+                    paused = busy
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=False)
+            self.commit_finished(consumer, inflight)
+            consumer.close()
+            self.kernel.close()
+
+    def commit_finished(
+        self, consumer: Consumer, inflight: dict[int, list[tuple[int, Future[None]]]]
+    ) -> None:
+        offsets = []
+        for partition, runs in inflight.items():
+            last = None
+            while runs and runs[0][1].done():
+                offset, future = runs[0]
+                if future.exception() is not None:
+                    # Reporting failed (Kafka down): never commit past it, so it is redone.
+                    log.error("run at offset %s not reported: %s", offset, future.exception())
+                    self.stopping.set()
+                    break
+                runs.pop(0)
+                last = offset
+            if last is not None:
+                offsets.append(TopicPartition(DISPATCH, partition, last + 1))
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:  # partitions moved away: their next owner redoes
+                log.warning("commit of finished runs failed: %s", exc)
+
+
+def run(settings: Settings) -> None:
+    worker = KernelWorker(settings)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        worker.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("kernel worker %s running %d runs at a time", worker.name, settings.kernel_concurrency)
+    worker.loop()
