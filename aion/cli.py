@@ -353,3 +353,41 @@ def policy_simulate(
             )
         Console().print(table)
     typer.echo(result.summary())
+
+
+runs_app = typer.Typer(no_args_is_help=True, help="Runs of the WASM kernel.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("verify")
+def runs_verify(
+    run: str = typer.Argument(..., help="The run: <tenant>/<task id>.<attempt>."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Execute a recorded run again (same module, input, quotas) and compare its output digest.
+
+    Exit status: 0 the same output, 1 a different one, 2 the run cannot be verified."""
+    from confluent_kafka import KafkaException
+
+    from aion import run_verification as rv
+    from schemas.codec import RegistryUnavailable
+
+    settings = settings_module.load()
+    try:
+        rv.split_run(run)
+        result = rv.verify(settings, run)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="RUN") from exc
+    except rv.NotVerifiable as exc:
+        console.print(f"[red]cannot verify:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=2) from exc
+    except (KafkaException, RegistryUnavailable, TimeoutError) as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        reproduced = result.reproduced_digest or f"no output ({result.reproduced_failure})"
+        typer.echo(f"recorded   {result.recorded_digest}\nreproduced {reproduced}")
+        typer.echo("the same output" if result.matches else "DIFFERENT output")
+    if not result.matches:
+        raise typer.Exit(code=1)

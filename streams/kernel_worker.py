@@ -42,7 +42,7 @@ from confluent_kafka import (
 
 from aion.settings import Settings
 from aion.stack.s3 import read_object, s3_client, stat_or_none
-from kernel import Kernel, Limits, mini_model
+from kernel import Host, Kernel, Limits, RunResult, mini_model
 from schemas.codec import Codec, DecodeError
 from schemas.modules import module_object_key
 from schemas.topics import DEADLETTER, DISPATCH, producer_config
@@ -76,6 +76,34 @@ class ReportingHost:
         return mini_model.infer(prompt)
 
 
+def run_dispatch(
+    kernel: Kernel,
+    module: wasmtime.Module,
+    dispatch: dict[str, Any],
+    host: Host,
+    scratch_dir: Path | None = None,
+) -> RunResult:
+    """Execute a DispatchRun's module on its input, within its manifest's quotas."""
+    manifest = dispatch["manifest"]
+    quotas = manifest["quotas"]
+    limits = Limits(
+        fuel=int(quotas["fuel"]),
+        memory_mb=int(quotas["memory_mb"]),
+        timeout_ms=int(quotas["timeout_ms"]),
+    )
+    return kernel.run(
+        module,
+        str(manifest["abi"]),
+        str(manifest.get("entrypoint") or "run"),
+        str(dispatch["input"]).encode(),
+        limits,
+        frozenset(str(c) for c in manifest.get("capabilities") or []),
+        host,
+        models=frozenset(str(m) for m in manifest.get("models") or []),
+        scratch_dir=scratch_dir,
+    )
+
+
 class KernelWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -98,8 +126,11 @@ class KernelWorker:
             if digest in self.modules:
                 self.modules.move_to_end(digest)
                 return self.modules[digest]
-        key = module_object_key(tenant_id, digest.removeprefix("sha256:"))
-        module = self.kernel.module(digest, read_object(self.s3, self.settings.s3_bucket, key))
+        module = self.kernel.cached_module(digest)  # memory or disk: no S3 round trip
+        if module is None:
+            key = module_object_key(tenant_id, digest.removeprefix("sha256:"))
+            wasm = read_object(self.s3, self.settings.s3_bucket, key)
+            module = self.kernel.module(digest, wasm)
         with self.modules_lock:
             self.modules[digest] = module
             while len(self.modules) > MODULES_IN_MEMORY:
@@ -130,25 +161,11 @@ class KernelWorker:
             log.warning("run %s: module unavailable: %s", run.run_id, exc)
             self.reporter.failed(run, "refused", f"module unavailable: {exc}")
             return
-        quotas = manifest["quotas"]
-        limits = Limits(
-            fuel=int(quotas["fuel"]),
-            memory_mb=int(quotas["memory_mb"]),
-            timeout_ms=int(quotas["timeout_ms"]),
-        )
         capabilities = frozenset(str(c) for c in manifest.get("capabilities") or [])
         with tempfile.TemporaryDirectory(prefix="aion-run-") as scratch:
-            result = self.kernel.run(
-                module,
-                str(manifest["abi"]),
-                str(manifest.get("entrypoint") or "run"),
-                str(dispatch["input"]).encode(),
-                limits,
-                capabilities,
-                ReportingHost(self.reporter, run),
-                models=frozenset(str(m) for m in manifest.get("models") or []),
-                scratch_dir=Path(scratch) if "scratch_dir" in capabilities else None,
-            )
+            granted = Path(scratch) if "scratch_dir" in capabilities else None
+            host = ReportingHost(self.reporter, run)
+            result = run_dispatch(self.kernel, module, dispatch, host, granted)
         if result.logs:
             digest, key = self.store(run.tenant_id, result.logs, "text/plain")
             self.reporter.artifact(run, "logs", digest, len(result.logs), "text/plain", key)
@@ -174,7 +191,7 @@ class KernelWorker:
 
     def deadletter(self, message: Message, error: Exception) -> None:
         producer = Producer(producer_config(self.settings.kafka))
-        headers = {
+        headers: dict[str, str | bytes | None] = {
             "aion-error": f"{type(error).__name__}: {error}"[:2000],
             "aion-source-topic": message.topic() or DISPATCH,
             "aion-source-partition": str(message.partition()),
@@ -202,9 +219,10 @@ class KernelWorker:
         try:
             while not self.stopping.is_set():
                 message = consumer.poll(0.2)
-                if message is not None and message.error():
-                    if message.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer error: %s", message.error())
+                error = message.error() if message is not None else None
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("consumer error: %s", error)
                 elif message is not None:
                     dispatch = self.decode(message)
                     future: Future[None] = Future()

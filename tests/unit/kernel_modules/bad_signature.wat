@@ -1,0 +1,5 @@
+;; run has the wrong type: (i32) -> i32 instead of (i32, i32) -> i64.
+(module
+  (memory (export "memory") 1)
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "run") (param i32) (result i32) (i32.const 0)))
