@@ -1,8 +1,8 @@
 """The demo that `make up` seeds: a tenant, a model, an agent and a task, through the public API.
 
 Each step is idempotent (a 409 "already exists" counts as done), so `make up` can run again
-on the same stack. The agent's module is uploaded first and referenced by its digest; until
-kernel workers run modules (the kernel issue), the demo task stays `submitted`.
+on the same stack. The agents' modules (the kernel's shipped examples) are uploaded first and
+referenced by their digests; the demo tasks then run in the kernel worker and succeed.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import wasmtime
 from rich.console import Console
 
-ECHO_WAT = '(module (func (export "run")))'  # stands in until the kernel ships its examples
-ECHO_WASM = bytes(wasmtime.wat2wasm(ECHO_WAT))
+from kernel.shipped import example_wasm
+
+ECHO_WASM = example_wasm("echo")
+STATS_WASM = example_wasm("text_stats")
+MODULES = {"echo": ECHO_WASM, "text_stats": STATS_WASM}
 DEMO_STEPS: list[tuple[str, str, dict[str, Any]]] = [
     (
         "tenant 'demo'",
@@ -49,9 +51,34 @@ DEMO_STEPS: list[tuple[str, str, dict[str, Any]]] = [
         },
     ),
     (
+        "agent 'stats'",
+        "/v1/tenants/demo/agents",
+        {
+            "manifest": {
+                "agent_name": "stats",
+                "version": "1.0.0",
+                "abi": "reactor",
+                "module_digest": "sha256:" + hashlib.sha256(STATS_WASM).hexdigest(),
+                "quotas": {"fuel": 10_000_000, "memory_mb": 16, "timeout_ms": 2000},
+                "description": "Counts the bytes, words and lines of a text.",
+                "input_schema": '{"type": "object", "required": ["text"],'
+                ' "properties": {"text": {"type": "string"}}}',
+            }
+        },
+    ),
+    (
         "task 'hello'",
         "/v1/tenants/demo/tasks",
         {"task_id": "hello", "agent_name": "echo", "input": '{"text": "hello, Aion"}'},
+    ),
+    (
+        "task 'count'",
+        "/v1/tenants/demo/tasks",
+        {
+            "task_id": "count",
+            "agent_name": "stats",
+            "input": '{"text": "the quick brown fox\\njumps over the lazy dog"}',
+        },
     ),
 ]
 
@@ -69,14 +96,15 @@ def seed(api: str) -> list[StepResult]:
         for what, path, body in DEMO_STEPS[:1]:
             response = client.post(path, json=body, headers={"Prefer": "wait=20"})
             results.append(StepResult(what, response.status_code, _detail(response)))
-        upload = client.post(
-            "/v1/tenants/demo/modules",
-            content=ECHO_WASM,
-            headers={"content-type": "application/wasm"},
-        )
-        # 200 means it was stored before: reported like a 409 "already exists".
-        status = 409 if upload.status_code == 200 else upload.status_code
-        results.append(StepResult("module 'echo'", status, _detail(upload)))
+        for name, wasm in MODULES.items():
+            upload = client.post(
+                "/v1/tenants/demo/modules",
+                content=wasm,
+                headers={"content-type": "application/wasm"},
+            )
+            # 200 means it was stored before: reported like a 409 "already exists".
+            status = 409 if upload.status_code == 200 else upload.status_code
+            results.append(StepResult(f"module '{name}'", status, _detail(upload)))
         for what, path, body in DEMO_STEPS[1:]:
             response = client.post(path, json=body, headers={"Prefer": "wait=20"})
             results.append(StepResult(what, response.status_code, _detail(response)))

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import httpx
 
+from aion.settings import Settings
 from aion.stack.manager import Stack
 from aion.stack.process import port_open
+from schemas.topics import events_topic
 from tests.conftest import ROOT, free_port
+from tests.stack.kafka_reading import has, names, records_until
 
 
 def test_aion_up_serves_the_demo_tenant_and_stops_cleanly_on_ctrl_c(
-    stack: Stack, tmp_path: Path
+    stack: Stack, settings: Settings, tmp_path: Path
 ) -> None:
     port = free_port()
     log = tmp_path / "up.log"
@@ -45,12 +48,21 @@ def test_aion_up_serves_the_demo_tenant_and_stops_cleanly_on_ctrl_c(
                 "module 'echo'",
                 "model 'mini'",
                 "agent 'echo'",
+                "module 'text_stats'",
+                "agent 'stats'",
                 "task 'hello'",
+                "task 'count'",
             )
             for what in whats:
                 assert f"demo {what} created" in text or f"demo {what} already exists" in text, (
                     text[-3000:]
                 )
+            # The demo tasks really run: the kernel worker executes them.
+            for task in ("hello", "count"):
+                found = records_until(
+                    settings, events_topic("task"), f"demo/{task}", has("TaskSucceeded"), 60
+                )
+                assert "TaskSucceeded" in names(found), (task, names(found))
         finally:
             proc.send_signal(signal.SIGINT)
             code = proc.wait(timeout=60)
