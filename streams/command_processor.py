@@ -94,7 +94,7 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
             },
         )
         await pending  # wait for the broker's ack before the state moves on
-    failpoints.hit("after-produce")
+    failpoints.hit("after-produce", command.type)
     # No await from here on: the documents are stored together, the command's own last.
     for key, document in plan.writes.items():
         target = streams.schedulers if key.startswith("scheduler:") else table

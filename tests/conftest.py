@@ -91,7 +91,7 @@ class AionProcesses:
         return proc
 
     def stop_role(self, role: str) -> None:
-        proc = self.procs[role]
+        proc = self.procs.pop(role)  # no longer expected to be alive
         if proc.poll() is None:
             proc.terminate()
             try:

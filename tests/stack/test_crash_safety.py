@@ -17,7 +17,9 @@ def test_worker_killed_after_producing_before_saving_and_committing(
     tenant = new_tenant_id()
     processes.stop_role("worker")
     crashing = processes.start_role(
-        "worker", AION_FAILPOINTS="after-produce", AION_WORKER_ID="crash-test"
+        "worker",
+        AION_FAILPOINTS="after-produce@aion.tenant.CreateTenant",
+        AION_WORKER_ID="crash-test",
     )
     try:
         accepted = api.post("/v1/tenants", json={"tenant_id": tenant, "display_name": "Crash"})

@@ -34,9 +34,9 @@ def manifest(name: str, version: str = "1.0.0", **overrides: Any) -> dict[str, A
 @pytest.fixture()
 def tenant(api: httpx.Client) -> str:
     tenant_id = new_tenant_id()
-    created = api.post(
-        "/v1/tenants", json={"tenant_id": tenant_id, "display_name": "D"}, headers=WAIT
-    )
+    # One task a minute: the test's second task stays queued, so it can be cancelled for sure.
+    body = {"tenant_id": tenant_id, "display_name": "D", "limits": {"tasks_per_minute": 1}}
+    created = api.post("/v1/tenants", json=body, headers=WAIT)
     assert created.status_code == 201, created.text
     uploaded = api.post(f"/v1/tenants/{tenant_id}/modules", content=ECHO, headers=WASM)
     assert uploaded.status_code in (200, 201), uploaded.text
@@ -120,6 +120,8 @@ def test_agent_lifecycle_and_tasks(api: httpx.Client, tenant: str) -> None:
         == 200
     )
 
+    first = api.post(f"{t}/tasks", json={"agent_name": "a1", "input": "{}"}, headers=WAIT)
+    assert first.status_code == 201, first.text  # takes the minute's only start
     task = api.post(
         f"{t}/tasks", json={"agent_name": "a1", "input": '{"text": "hi"}'}, headers=WAIT
     )

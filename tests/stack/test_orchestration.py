@@ -1,7 +1,8 @@
 """Enforcement and orchestration end to end: HTTP in, Kafka events and kernel dispatches out.
 
-The kernel workers arrive with the next issue; here the test plays their part through the same
-path they will use (``streams.run_reports``: report commands on ``aion.commands``).
+Here the test plays the kernel workers' part, through the path they use (``streams.run_reports``:
+report commands on ``aion.commands``), so the real kernel worker is stopped for this module
+(``tests/stack/test_kernel_runs.py`` runs it for real).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ from tests.stack.test_tenants_api import assert_problem, new_tenant_id
 
 WAIT = {"Prefer": "wait=20"}
 TASKS = events_topic("task")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def without_kernel_workers(processes: AionProcesses) -> Iterator[None]:
+    processes.stop_role("kernel")
+    yield
+    processes.start_role("kernel")
 
 
 @pytest.fixture(scope="module")
