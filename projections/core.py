@@ -10,16 +10,34 @@ from typing import Any
 
 import psycopg
 
+from projections.agents import AgentsProjection
 from projections.command_outcomes import CommandOutcomesProjection
+from projections.enforcements import EnforcementsProjection
+from projections.models import ModelsProjection
+from projections.policies import PoliciesProjection
 from projections.runner import Position, Projection
+from projections.tasks import TasksProjection
 from projections.tenants import TenantsProjection
+
+
+def default_parts() -> list[Projection]:
+    """Every entity read model, then the outcomes (which `Prefer: wait` polls)."""
+    return [
+        TenantsProjection(),
+        ModelsProjection(),
+        AgentsProjection(),
+        PoliciesProjection(),
+        TasksProjection(),
+        EnforcementsProjection(),
+        CommandOutcomesProjection(),
+    ]
 
 
 class CoreProjection:
     name = "core"
 
     def __init__(self, parts: list[Projection] | None = None) -> None:
-        self.parts = parts or [TenantsProjection(), CommandOutcomesProjection()]
+        self.parts = parts or default_parts()
         topics: list[str] = []
         for part in self.parts:
             topics += [t for t in part.topics if t not in topics]

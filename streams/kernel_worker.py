@@ -5,7 +5,8 @@ A kernel worker is a member of the consumer group ``aion-kernel`` on ``aion.kern
 run needs (manifest, input, deadline); the worker fetches the module from the S3 store (once
 per digest: ``kernel.Kernel`` caches compiled modules in memory and on disk), runs it in a
 thread of its pool (one wasmtime Store per run), stores the output and the logs in the S3
-store content-addressed, and reports back with ``streams.run_reports`` (RunStarted, progress,
+store content-addressed (with the files it left in its scratch directory, when granted one), and
+reports back with ``streams.run_reports`` (RunStarted, progress,
 ArtifactStored, then RunSucceeded or RunFailed with the precise reason).
 
 Delivery: a dispatch's offset is committed only once its run was reported, so a worker killed
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import mimetypes
 import os
 import signal
 import tempfile
@@ -53,6 +55,15 @@ log = logging.getLogger(__name__)
 GROUP = "aion-kernel"
 MAX_PROGRESS_REPORTS = 100  # per run; a chatty module cannot flood the orchestrator
 MODULES_IN_MEMORY = 64
+MAX_FILES = 16  # files kept from a run's scratch directory, as artifacts
+MAX_FILE_BYTES = 10 << 20
+
+
+def produced_files(scratch: Path) -> list[tuple[str, bytes]]:
+    """The files a run left in its scratch directory, as (relative path, bytes), bounded."""
+    found = sorted(p for p in scratch.rglob("*") if p.is_file() and not p.is_symlink())
+    kept = [p for p in found if p.stat().st_size <= MAX_FILE_BYTES][:MAX_FILES]
+    return [(p.relative_to(scratch).as_posix(), p.read_bytes()) for p in kept]
 
 
 def artifact_key(tenant_id: str, hex_digest: str) -> str:
@@ -166,6 +177,10 @@ class KernelWorker:
             granted = Path(scratch) if "scratch_dir" in capabilities else None
             host = ReportingHost(self.reporter, run)
             result = run_dispatch(self.kernel, module, dispatch, host, granted)
+            for name, data in produced_files(granted) if granted else []:
+                content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                digest, key = self.store(run.tenant_id, data, content_type)
+                self.reporter.artifact(run, f"file:{name}", digest, len(data), content_type, key)
         if result.logs:
             digest, key = self.store(run.tenant_id, result.logs, "text/plain")
             self.reporter.artifact(run, "logs", digest, len(result.logs), "text/plain", key)

@@ -250,3 +250,38 @@ def test_examples_are_package_data() -> None:
     assert {p.stem for p in Path(EXAMPLES).glob("*.wat")} >= {
         "echo", "text_stats", "json_wrap", "ask_model", "wasi_echo",
     }  # fmt: skip
+
+
+def unit_module(name: str) -> bytes:
+    path = ROOT / "tests" / "unit" / "kernel_modules" / f"{name}.wat"
+    return bytes(wasmtime.wat2wasm(path.read_text()))
+
+
+def test_progress_is_streamed_as_run_progress_events(
+    api: httpx.Client, settings: Settings, tenant: str
+) -> None:
+    deployed = agent(api, tenant, "chatty", unit_module("progress"), capabilities=["progress"])
+    assert deployed.status_code == 200, deployed.text
+    events = run_task(api, settings, tenant, "chatty", {}, "TaskSucceeded")
+    progress = [v for n, v in events if n.endswith(".RunProgress")]
+    assert [(p["sequence"], p["percent"], p["message"]) for p in progress] == [
+        (1, 50.0, "half"),
+        (2, None, "busy"),
+    ]  # the malformed third report is logged, not streamed
+    assert names(events).index("RunStarted") < names(events).index("RunProgress")
+
+
+def test_files_left_in_a_granted_scratch_directory_become_artifacts(
+    api: httpx.Client, settings: Settings, tenant: str
+) -> None:
+    wasm = unit_module("wasi_scratch")
+    granted = agent(api, tenant, "scribe", wasm, abi="wasi_command", capabilities=["scratch_dir"])
+    assert granted.status_code == 200, granted.text
+    events = run_task(api, settings, tenant, "scribe", {}, "TaskSucceeded")
+    artifacts = {v["artifact_id"]: v for n, v in events if n.endswith(".ArtifactStored")}
+    assert set(artifacts) == {"file:out.txt", "output"}
+    s3 = s3_client(settings.s3, settings.s3_access_key, settings.s3_secret_key, False)
+    assert read_object(s3, settings.s3_bucket, artifacts["file:out.txt"]["object_key"]) == b"hello"
+    assert artifacts["file:out.txt"]["content_type"] == "text/plain"
+    output = read_object(s3, settings.s3_bucket, artifacts["output"]["object_key"])
+    assert json.loads(output) == {"scratch": True}
