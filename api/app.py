@@ -102,6 +102,8 @@ async def openapi(request: Request) -> Response:
 
 
 def create_app(settings: Settings) -> Starlette:
+    health.register_lag_metric(settings)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.api = await ApiState.open(settings)

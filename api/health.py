@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from aion.settings import Settings
 from api.state import ApiState
+from projections.lag import projection_lags
 
 
 async def healthz(request: Request) -> Response:
@@ -44,7 +49,51 @@ async def readyz(request: Request) -> Response:
         check("postgres", postgres()), check("kafka", kafka()), check("registry", registry())
     )
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    body: dict[str, object] = {"ready": ready, "checks": checks}
+    if ready:
+        # Informational: a projection behind is still ready (reads wait with ?after_command=).
+        try:
+            body["projection_lag"] = await asyncio.to_thread(projection_lag, state.settings)
+        except Exception as exc:  # the lag is a report, never a reason to fail readiness
+            body["projection_lag"] = f"{type(exc).__name__}: {exc}"
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def projection_lag(settings: Settings) -> dict[str, int]:
+    from projections import service  # which projections run, and the topics they read
+
+    wanted = {p.name: tuple(p.topics) for p in service.projections()}
+    return projection_lags(settings.kafka, settings.database, wanted)
+
+
+class ProjectionLagCollector(Collector):
+    """``aion_projection_lag_messages{projection}``, computed when Prometheus scrapes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "aion_projection_lag_messages",
+            "Events on Kafka not yet applied by the projection",
+            labels=["projection"],
+        )
+        try:
+            for name, behind in projection_lag(self.settings).items():
+                family.add_metric([name], behind)
+        except Exception:  # Kafka or Postgres down: no sample rather than a failed scrape
+            pass
+        yield family
+
+
+_registered: set[str] = set()
+
+
+def register_lag_metric(settings: Settings) -> None:
+    """Once per process (tests build several apps in one process)."""
+    if "lag" not in _registered:
+        REGISTRY.register(ProjectionLagCollector(settings))
+        _registered.add("lag")
 
 
 async def metrics(request: Request) -> Response:

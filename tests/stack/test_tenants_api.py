@@ -246,8 +246,11 @@ def test_openapi_health_readiness_and_metrics(api: httpx.Client) -> None:
     assert set(properties) == {f["name"] for f in fields}
     assert api.get("/healthz").json() == {"status": "ok"}
     ready = api.get("/readyz").json()
-    assert ready == {"ready": True, "checks": {"postgres": "ok", "kafka": "ok", "registry": "ok"}}
+    assert ready["ready"] is True
+    assert ready["checks"] == {"postgres": "ok", "kafka": "ok", "registry": "ok"}
+    assert isinstance(ready["projection_lag"]["core"], int) and ready["projection_lag"]["core"] >= 0
     metrics = api.get("/metrics").text
+    assert 'aion_projection_lag_messages{projection="core"}' in metrics
     assert (
         'aion_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/readyz"'
         in metrics
