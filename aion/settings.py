@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,11 @@ class Settings(BaseSettings):
     s3_secure: bool = False
     qdrant_url: str | None = Field(default=None, description="Qdrant server; else embedded.")
     qdrant_path: Path | None = Field(default=None, description="Embedded Qdrant folder.")
+    embedder: Literal["minilm", "hashed"] = Field(
+        default="minilm",
+        description="Sentence embedder of the Qdrant read model: all-MiniLM-L6-v2 (int8 ONNX,"
+        " offline) or hashed trigrams (no model; for fast tests). Each has its own collection.",
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -140,6 +146,8 @@ class Settings(BaseSettings):
             "AION_S3_BUCKET": self.s3_bucket,
             "AION_S3_SECURE": str(self.s3_secure).lower(),
             "AION_QDRANT_URL" if self.qdrant_url else "AION_QDRANT_PATH": self.qdrant_location,
+            # The searching process must embed queries as the projector embedded the points.
+            "AION_EMBEDDER": self.embedder,
         }
 
 

@@ -1,0 +1,151 @@
+"""The Qdrant projection: each tenant's agents and run outputs, searchable by meaning.
+
+It writes Qdrant only (no Postgres cursor), and every write is idempotent and version-guarded
+(``projections/vectors.py``), so the runner may checkpoint after the writes and apply an
+event again after a crash: the same event twice, or an older one after a newer, changes
+nothing, and a replayed RunSucceeded neither fetches nor embeds again.
+
+- AgentDeployed / AgentUpdated: the agent's name, description, capabilities and labels.
+- AgentRetired: the point keeps its version but loses its vector (out of search).
+- ArtifactStored with artifact_id "output": where the run's output lies, kept as a point
+  without a vector (status "pending"). The kernel worker records the output artifact just
+  before RunSucceeded, in the same partition; the note lives in Qdrant, not in memory,
+  because the two may fall in different batches with a restart between them.
+- RunSucceeded: reads the output through ``fetch(object_key)`` and indexes its text.
+
+``fetch`` raising LookupError means the object is gone: the output is skipped with a warning.
+Any other error propagates, so the runner retries the batch (an S3 outage loses nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from commands.agent import DEPLOYED, RETIRED, UPDATED
+from commands.task import ARTIFACT_STORED, RUN_SUCCEEDED
+from projections.vectors import INDEXED, PENDING, Entry, VectorStore
+from schemas.topics import events_topic
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[str], bytes]
+OUTPUT = "output"  # the artifact_id of a run's output (streams/kernel_worker.py)
+# The model reads 256 tokens at most, about 1,000-1,500 characters of English: more is waste.
+MAX_TEXT_CHARS = 2000
+EXCERPT_CHARS = 280
+MAX_DEPTH = 20  # deeper JSON is not worth reading (and recursion must stay bounded)
+
+
+class VectorProjection:
+    topics: tuple[str, ...] = (events_topic("agent"), events_topic("task"))
+
+    def __init__(self, store: VectorStore, fetch: Fetch) -> None:
+        self.store = store
+        self.fetch = fetch
+        # Its own checkpoints per embedder: another model means a new collection, filled
+        # by replaying the topics from the start.
+        self.name = f"vectors.{store.embedder.name}"
+
+    def apply(self, record_name: str, value: dict[str, Any]) -> None:
+        env = value["envelope"]
+        tenant, version = env["tenant_id"], int(env["aggregate_version"])
+        if env["aggregate_type"] == "agent" and record_name in (DEPLOYED, UPDATED):
+            name, manifest = value["agent_name"], value["manifest"]
+            text, fields = agent_text(manifest), agent_fields(name, manifest)
+            self.store.put(tenant, [Entry("agent", name, version, text, INDEXED, fields)])
+        elif env["aggregate_type"] == "agent" and record_name == RETIRED:
+            reason = value.get("reason") or ""
+            self.store.retire(tenant, "agent", value["agent_name"], version, reason=reason)
+        elif record_name == ARTIFACT_STORED and value["artifact_id"] == OUTPUT:
+            fields = {k: value[k] for k in ("task_id", "run_id", "object_key", "digest")}
+            pending = Entry("run_output", value["run_id"], version, None, PENDING, fields)
+            self.store.put(tenant, [pending])
+        elif record_name == RUN_SUCCEEDED:
+            self._index_output(tenant, version, value)
+
+    def _index_output(self, tenant: str, version: int, value: dict[str, Any]) -> None:
+        run_id = value["run_id"]
+        noted = self.store.get(tenant, "run_output", run_id)
+        if noted is not None and noted.version >= version:
+            return  # already indexed by this event (a replay)
+        if noted is None or noted.fields.get("digest") != value["output_digest"]:
+            log.warning("run %s/%s succeeded without a recorded output artifact", tenant, run_id)
+            return
+        key = str(noted.fields["object_key"])
+        try:
+            data = self.fetch(key)
+        except LookupError:
+            log.warning("output %s of run %s/%s is gone; not indexed", key, tenant, run_id)
+            return
+        text = output_text(data)
+        fields = {
+            **noted.fields,
+            "output_bytes": value["output_bytes"],
+            "excerpt": text[:EXCERPT_CHARS],
+        }
+        self.store.put(tenant, [Entry("run_output", run_id, version, text, INDEXED, fields)])
+
+
+def agent_fields(name: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What a search hit shows of an agent without a read of Postgres."""
+    return {
+        "agent_name": name,
+        "agent_version": manifest.get("version"),
+        "description": manifest.get("description") or "",
+        "capabilities": [str(c) for c in manifest.get("capabilities") or []],
+        "labels": dict(manifest.get("labels") or {}),
+    }
+
+
+def agent_text(manifest: dict[str, Any]) -> str:
+    """What a person would search an agent by, as one sentence-like text."""
+    parts = [str(manifest["agent_name"]).replace("-", " ")]
+    if manifest.get("description"):
+        parts.append(str(manifest["description"]))
+    capabilities = [str(c).replace("_", " ") for c in manifest.get("capabilities") or []]
+    if capabilities:
+        parts.append("capabilities: " + ", ".join(capabilities))
+    labels = manifest.get("labels") or {}
+    if labels:
+        parts.append("labels: " + ", ".join(f"{k} {v}" for k, v in sorted(labels.items())))
+    return ". ".join(part.strip().rstrip(".") for part in parts)
+
+
+def output_text(data: bytes, limit: int = MAX_TEXT_CHARS) -> str:
+    """A run's output as words: JSON keys and values without the punctuation, cut at ``limit``.
+
+    Text that is not JSON (or a cut-off prefix of it) is taken as it is.
+    """
+    raw = data.decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw[:limit].strip()
+    text, size = [], 0
+    for piece in _pieces(parsed, 0):
+        text.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return "".join(text)[:limit].strip()
+
+
+def _pieces(value: Any, depth: int) -> Iterator[str]:
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, dict):
+        for n, (key, item) in enumerate(value.items()):
+            yield f"; {key}: " if n else f"{key}: "
+            yield from _pieces(item, depth + 1)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            if n:
+                yield ", "
+            yield from _pieces(item, depth + 1)
+    elif isinstance(value, str):
+        yield value
+    else:
+        yield json.dumps(value)
