@@ -16,7 +16,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aion.settings import Settings
-from api import command_routes, commands, health, modules, tenants
+from api import (
+    artifacts,
+    command_routes,
+    commands,
+    health,
+    modules,
+    queries,
+    search,
+    tenants,
+)
 from api.command_routes import COMMAND_ROUTES
 from api.openapi import Operation, document
 from api.problems import Problem, problem_response
@@ -56,6 +65,33 @@ OPERATIONS = [
         "/v1/tenants/{tenant}/modules/{digest}",
         "A stored module's size",
         errors=("400", "404"),
+    ),
+    *(
+        Operation("GET", path, summary, errors=("400", "404", "422"))
+        for path, (_, summary) in queries.LISTS.items()
+    ),
+    *(
+        Operation(
+            "GET",
+            path,
+            f"One {item.noun}, with its version as ETag",
+            ok={"200": "OK", "304": "Not modified (If-None-Match)"},
+            errors=("404",),
+        )
+        for path, item in queries.ITEMS.items()
+    ),
+    Operation(
+        "GET",
+        artifacts.PATH.replace("{artifact:path}", "{artifact}"),
+        "An artifact's bytes, streamed from the S3 store (ETag: its digest)",
+        ok={"200": "The bytes", "304": "Not modified (If-None-Match)"},
+        errors=("404",),
+    ),
+    Operation(
+        "GET",
+        search.PATH,
+        "Semantic search over the tenant's agents and run outputs (q, kind, limit)",
+        errors=("404", "422", "503"),
     ),
     Operation("GET", "/healthz", "Liveness"),
     Operation(
@@ -119,6 +155,9 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/tenants/{tenant}/modules", modules.upload_module, methods=["POST"]),
         Route("/v1/tenants/{tenant}/modules/{digest}", modules.get_module, methods=["GET"]),
         Route("/v1/commands/{command_id}", commands.get_command, methods=["GET"]),
+        *queries.routes(),
+        Route(artifacts.PATH, artifacts.download_artifact, methods=["GET"]),
+        Route(search.PATH, search.search, methods=["GET"]),
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),

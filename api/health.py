@@ -62,8 +62,9 @@ async def readyz(request: Request) -> Response:
 def projection_lag(settings: Settings) -> dict[str, int]:
     from projections import service  # which projections run, and the topics they read
 
-    wanted = {p.name: tuple(p.topics) for p in service.projections()}
-    return projection_lags(settings.kafka, settings.database, wanted)
+    return projection_lags(
+        settings.kafka, settings.database, service.topics_by_projection(settings)
+    )
 
 
 class ProjectionLagCollector(Collector):

@@ -19,6 +19,7 @@ PROBLEM_CODES = {
     "413": "Body too large",
     "415": "Unsupported media type",
     "422": "A field is invalid; `field` names it as a JSON pointer",
+    "503": "A service this needs is unavailable; `detail` says which and why",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from redis.asyncio import Redis
 from aion.settings import Settings
 from aion.stack.s3 import s3_client
 from api.producer import AsyncProducer
+from projections.vector_service import SearchIndex
 from schemas.codec import Codec
 
 
@@ -23,6 +25,7 @@ class ApiState:
     db: AsyncConnectionPool[Any]
     redis: Redis
     s3: Minio
+    search: SearchIndex
 
     @classmethod
     async def open(cls, settings: Settings) -> ApiState:
@@ -30,6 +33,8 @@ class ApiState:
             settings.database, min_size=1, max_size=10, open=False
         )
         await db.open(wait=True, timeout=30)
+        search = SearchIndex(settings)
+        await asyncio.to_thread(search.start)  # loads the embedder; embedded: the projection
         return cls(
             settings=settings,
             producer=AsyncProducer(settings.kafka),
@@ -39,9 +44,11 @@ class ApiState:
             s3=s3_client(
                 settings.s3, settings.s3_access_key, settings.s3_secret_key, settings.s3_secure
             ),
+            search=search,
         )
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.search.stop)
         self.producer.close()
         await self.db.close()
         await self.redis.aclose()

@@ -16,8 +16,28 @@ from schemas.codec import Codec
 log = logging.getLogger(__name__)
 
 
-def projections() -> list[Projection]:
-    return [CoreProjection()]
+def topics_by_projection(settings: Settings) -> dict[str, tuple[str, ...]]:
+    """Every projection's name and topics, wherever it runs (for measuring lag), without
+    opening anything."""
+    from projections.embedder import HashedEmbedder, MinilmEmbedder
+    from projections.vector_projection import VectorProjection
+
+    model = MinilmEmbedder if settings.embedder == "minilm" else HashedEmbedder
+    return {
+        CoreProjection.name: CoreProjection().topics,
+        f"vectors.{model.name}": VectorProjection.topics,
+    }
+
+
+def projections(settings: Settings | None = None) -> list[Projection]:
+    """The projections this process runs. The Qdrant one runs here only against a Qdrant
+    server; embedded, the API process runs it (``projections/vector_service.py``)."""
+    found: list[Projection] = [CoreProjection()]
+    if settings is not None and settings.qdrant_url:
+        from projections.vector_service import open_vectors, vector_part
+
+        found.append(vector_part(settings, open_vectors(settings)))
+    return found
 
 
 def run(settings: Settings) -> None:
@@ -26,7 +46,7 @@ def run(settings: Settings) -> None:
         ProjectionRunner(
             p, kafka=settings.kafka, database_url=settings.database, codec=Codec(settings.registry)
         )
-        for p in projections()
+        for p in projections(settings)
     ]
     threads = [threading.Thread(target=r.run, name=r.projection.name) for r in runners]
 

@@ -1,0 +1,211 @@
+"""Queries over the read models: lists with filters and cursors, items with ETags.
+
+Everything here reads Postgres only (never Kafka, never the write side). Every query is scoped
+by the tenant in the path; a path naming another tenant's entity finds nothing. A caller that
+just sent a command can read its own write with ``?after_command=<command id>``: the query
+waits (up to 10 s) until the projection has recorded that command's outcome, which it does in
+the same transaction as the rows the command changed (decision 15).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncCursor
+from psycopg.rows import dict_row
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.listing import Listing, jsonable
+from api.problems import Problem
+from api.state import ApiState
+
+T = "/v1/tenants/{tenant}"
+AFTER_COMMAND_WAIT = 10.0
+TENANT = {"tenant": "tenant_id"}
+
+MODEL_COLUMNS = ("model_name", "provider", "kind", "parameters", "description", "status",
+                 "version", "created_at", "updated_at")  # fmt: skip
+AGENT_COLUMNS = ("agent_name", "status", "agent_version", "manifest", "description", "labels",
+                 "version", "retired_reason", "created_at", "updated_at")  # fmt: skip
+POLICY_COLUMNS = ("policy_id", "cedar", "description", "status", "policy_version", "version",
+                  "created_at", "updated_at")  # fmt: skip
+TASK_COLUMNS = ("task_id", "agent_name", "agent_version", "status", "input", "input_bytes",
+                "labels", "deadline_ms", "submitted_by", "enforcement_id", "attempt", "run_id",
+                "output_digest", "reason", "version", "submitted_at", "updated_at",
+                "finished_at")  # fmt: skip
+RUN_COLUMNS = ("run_id", "attempt", "status", "worker", "output_digest", "output_bytes",
+               "fuel_used", "duration_ms", "failure_reason", "failure_message",
+               "progress_percent", "progress_message", "scheduled_at", "started_at",
+               "finished_at")  # fmt: skip
+ARTIFACT_COLUMNS = ("run_id", "artifact_id", "digest", "size_bytes", "content_type",
+                    "stored_at")  # fmt: skip
+ENFORCEMENT_COLUMNS = ("enforcement_id", "subject_type", "subject_id", "action", "decision",
+                       "policy_ids", "diagnostics", "decided_at")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Item:
+    """One entity by its key, with its aggregate version as the ETag."""
+
+    table: str
+    columns: tuple[str, ...]
+    key: dict[str, str]  # path parameter -> column
+    noun: str
+
+    def sql(self) -> str:
+        where = " and ".join(f"{column} = %s" for column in self.key.values())
+        return f"select {', '.join(self.columns)} from {self.table} where {where}"
+
+
+LISTS: dict[str, tuple[Listing, str]] = {
+    f"{T}/models": (
+        Listing("models", MODEL_COLUMNS, ("model_name",), TENANT, {"kind": "kind"}),
+        "The tenant's models, by name",
+    ),
+    f"{T}/agents": (
+        Listing("agents", AGENT_COLUMNS, ("agent_name",), TENANT, {"status": "status"}),
+        "The tenant's agents, by name; filter by status",
+    ),
+    f"{T}/agents/{{agent}}/versions": (
+        Listing(
+            "agent_versions",
+            ("agent_version", "manifest", "module_digest", "deployed_at"),
+            ("deployed_at", "agent_version"),
+            {**TENANT, "agent": "agent_name"},
+        ),
+        "Every manifest the agent was deployed with, oldest first",
+    ),
+    f"{T}/policies": (
+        Listing("policies", POLICY_COLUMNS, ("policy_id",), TENANT, {"status": "status"}),
+        "The tenant's Cedar policies, by id; filter by status",
+    ),
+    f"{T}/tasks": (
+        Listing(
+            "tasks",
+            TASK_COLUMNS,
+            ("submitted_at", "task_id"),
+            TENANT,
+            {"status": "status", "agent_name": "agent_name"},
+            descending=True,
+        ),
+        "The tenant's tasks, newest first; filter by status and agent_name",
+    ),
+    f"{T}/tasks/{{task}}/runs": (
+        Listing("runs", RUN_COLUMNS, ("attempt", "run_id"), {**TENANT, "task": "task_id"}),
+        "The task's runs (attempts), first first",
+    ),
+    f"{T}/tasks/{{task}}/artifacts": (
+        Listing(
+            "artifacts",
+            ARTIFACT_COLUMNS,
+            ("run_id", "artifact_id"),
+            {**TENANT, "task": "task_id"},
+            {"run_id": "run_id"},
+        ),
+        "The task's artifacts (outputs, logs, files), by run",
+    ),
+    f"{T}/enforcements": (
+        Listing(
+            "enforcements",
+            ENFORCEMENT_COLUMNS,
+            ("decided_at", "enforcement_id"),
+            TENANT,
+            {"decision": "decision", "subject_type": "subject_type", "subject_id": "subject_id"},
+            descending=True,
+        ),
+        "Policy decisions, newest first; filter by decision, subject_type, subject_id",
+    ),
+}
+
+ITEMS: dict[str, Item] = {
+    f"{T}/models/{{model}}": Item(
+        "models", MODEL_COLUMNS, {**TENANT, "model": "model_name"}, "model"
+    ),
+    f"{T}/agents/{{agent}}": Item(
+        "agents", AGENT_COLUMNS, {**TENANT, "agent": "agent_name"}, "agent"
+    ),
+    f"{T}/policies/{{policy}}": Item(
+        "policies", POLICY_COLUMNS, {**TENANT, "policy": "policy_id"}, "policy"
+    ),
+    f"{T}/tasks/{{task}}": Item("tasks", TASK_COLUMNS, {**TENANT, "task": "task_id"}, "task"),
+}
+
+
+async def after_command(request: Request, cur: AsyncCursor[Any]) -> dict[str, str]:
+    """Wait for the read model to include a command's effects; say if it did not in time."""
+    command_id = request.query_params.get("after_command")
+    if not command_id:
+        return {}
+    deadline = time.monotonic() + AFTER_COMMAND_WAIT
+    while True:
+        await cur.execute("select 1 from command_outcomes where command_id = %s", (command_id,))
+        if await cur.fetchone() is not None:
+            return {"Aion-Consistency": "after-command"}
+        if time.monotonic() > deadline:
+            return {"Aion-Consistency": "stale"}
+        await asyncio.sleep(0.05)
+
+
+async def require_tenant(cur: AsyncCursor[Any], tenant_id: str) -> None:
+    await cur.execute("select 1 from tenants where tenant_id = %s", (tenant_id,))
+    if await cur.fetchone() is None:
+        raise Problem(
+            404, "not-found", "Tenant not found", f"no tenant {tenant_id}", field="tenant"
+        )
+
+
+def list_endpoint(listing: Listing) -> Any:
+    async def endpoint(request: Request) -> Response:
+        state: ApiState = request.app.state.api
+        path = dict(request.path_params)
+        sql, values, limit = listing.query(path, dict(request.query_params))
+        async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            headers = await after_command(request, cur)
+            await require_tenant(cur, path["tenant"])
+            await cur.execute(sql, values)
+            rows = await cur.fetchall()
+        return JSONResponse(listing.page(rows, limit), headers=headers)
+
+    return endpoint
+
+
+def item_endpoint(item: Item) -> Any:
+    async def endpoint(request: Request) -> Response:
+        state: ApiState = request.app.state.api
+        path = dict(request.path_params)
+        async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            headers = await after_command(request, cur)
+            await require_tenant(cur, path["tenant"])
+            await cur.execute(item.sql(), [path[name] for name in item.key])
+            row = await cur.fetchone()
+        if row is None:
+            name = path[list(item.key)[-1]]
+            raise Problem(
+                404,
+                "not-found",
+                f"{item.noun.capitalize()} not found",
+                f"no {item.noun} {name} in tenant {path['tenant']}",
+                field=list(item.key)[-1],
+            )
+        etag = f'"{row["version"]}"'
+        headers["ETag"] = etag
+        if etag in _etags(request.headers.get("if-none-match", "")):
+            return Response(status_code=304, headers=headers)
+        return JSONResponse(jsonable(row), headers=headers)
+
+    return endpoint
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def routes() -> list[Route]:
+    found = [Route(path, list_endpoint(lst), methods=["GET"]) for path, (lst, _) in LISTS.items()]
+    found += [Route(path, item_endpoint(item), methods=["GET"]) for path, item in ITEMS.items()]
+    return found
