@@ -391,3 +391,199 @@ def runs_verify(
         typer.echo("the same output" if result.matches else "DIFFERENT output")
     if not result.matches:
         raise typer.Exit(code=1)
+
+
+events_app = typer.Typer(
+    no_args_is_help=True, help="Events on Kafka: read, follow, export to a file, import."
+)
+app.add_typer(events_app, name="events")
+
+EVENT_TOPICS = typer.Option(
+    None, "--topic", help="A topic to read (repeatable; default: every aion.events.* topic)."
+)
+EVENT_TENANT = typer.Option(None, "--tenant", help="Only this tenant's events (envelope).")
+EVENT_AGGREGATE = typer.Option(
+    None, "--aggregate", help="Only this aggregate type (the topic's or the envelope's): task, …"
+)
+EVENT_TYPES = typer.Option(
+    None, "--type", help="Only this record, full or short name: TaskSucceeded (repeatable)."
+)
+EVENT_SINCE = typer.Option(
+    None, "--since", help="Only events newer than this: 30m, 2h, 7d, or an ISO 8601 time."
+)
+EVENT_LIMIT = typer.Option(None, "--limit", min=1, help="Stop after this many events.")
+
+
+class _EventErrors:
+    """Kafka, the registry or a file failing: one line on stderr and exit 1."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        import os
+        import sys
+
+        from confluent_kafka import KafkaException
+
+        from aion.event_tools import EventToolError
+        from schemas.codec import RegistryUnavailable
+
+        if isinstance(exc, BrokenPipeError):  # `aion events dump | head` had enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(code=0) from None
+        failures = (EventToolError, KafkaException, RegistryUnavailable, TimeoutError, OSError)
+        if isinstance(exc, failures):
+            raise _fail(exc) from exc
+
+
+def _skipped(where: str) -> None:
+    console.print(f"[yellow]skipped[/yellow] {where}", highlight=False)
+
+
+@events_app.command("dump")
+def events_dump(
+    topics: list[str] = EVENT_TOPICS,
+    tenant: str | None = EVENT_TENANT,
+    aggregate: str | None = EVENT_AGGREGATE,
+    types: list[str] = EVENT_TYPES,
+    since: str | None = EVENT_SINCE,
+    limit: int | None = EVENT_LIMIT,
+) -> None:
+    """Every matching event as the topics stand now, as JSON lines on stdout.
+
+    One object per event: topic, partition, offset, timestamp, key, record
+    and the decoded value (times in ISO 8601), each partition in offset order.
+    No consumer group is joined and no offset is committed."""
+    from aion import event_tools as et
+
+    try:
+        chosen = et.event_filter(tenant, aggregate, types, since)
+    except et.BadOption as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    settings = settings_module.load()
+    count = 0
+    with _EventErrors():
+        names = et.check_topics(settings.kafka, topics or [])
+        for event in et.read_events(settings.kafka, settings.registry, names, chosen, _skipped):
+            typer.echo(et.json_line(event))
+            count += 1
+            if count == limit:
+                break
+    console.print(f"{count} event(s)")
+
+
+@events_app.command("tail")
+def events_tail(
+    topics: list[str] = EVENT_TOPICS,
+    tenant: str | None = EVENT_TENANT,
+    aggregate: str | None = EVENT_AGGREGATE,
+    types: list[str] = EVENT_TYPES,
+    since: str | None = typer.Option(
+        None, "--since", help="Start this far back: 30m, 2h, or an ISO 8601 time."
+    ),
+    from_beginning: bool = typer.Option(
+        False, "--from-beginning", help="Start at the beginning of each partition."
+    ),
+    limit: int | None = EVENT_LIMIT,
+) -> None:
+    """Follow matching events as they arrive, as JSON lines, until Ctrl-C.
+
+    Starts at the end of each partition (or --from-beginning, or --since).
+    No consumer group is joined and no offset is committed."""
+    from aion import event_tools as et
+
+    try:
+        chosen = et.event_filter(tenant, aggregate, types, since)
+    except et.BadOption as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    settings = settings_module.load()
+    count = 0
+
+    def ready(partitions: int) -> None:
+        console.print(f"following {partitions} partition(s) of {', '.join(names)}; Ctrl-C stops")
+
+    with _EventErrors():
+        names = et.check_topics(settings.kafka, topics or [])
+        found = et.follow(
+            settings.kafka, settings.registry, names, chosen, _skipped, from_beginning, ready
+        )
+        try:
+            for event in found:
+                typer.echo(et.json_line(event))
+                count += 1
+                if count == limit:
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            found.close()
+    console.print(f"{count} event(s)")
+
+
+@events_app.command("export")
+def events_export(
+    to: Path = typer.Option(..., "--to", dir_okay=False, help="The .avro file to write."),
+    topics: list[str] = EVENT_TOPICS,
+    tenant: str | None = EVENT_TENANT,
+    aggregate: str | None = EVENT_AGGREGATE,
+    types: list[str] = EVENT_TYPES,
+    since: str | None = EVENT_SINCE,
+) -> None:
+    """Write every matching event to an Avro container file, for `aion events import`.
+
+    Each record keeps the event's position, key, headers, timestamp, writer
+    schema and Avro body (docs/operations.md). The file is written whole or
+    not at all."""
+    from aion import event_archive
+    from aion import event_tools as et
+
+    try:
+        chosen = et.event_filter(tenant, aggregate, types, since)
+    except et.BadOption as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    settings = settings_module.load()
+    with _EventErrors():
+        names = et.check_topics(settings.kafka, topics or [])
+        count = event_archive.export_events(
+            settings.kafka, settings.registry, names, chosen, to, _skipped
+        )
+    console.print(f"exported {count} event(s) to {to}")
+
+
+@events_app.command("import")
+def events_import(
+    source: Path = typer.Option(
+        ..., "--from", exists=True, dir_okay=False, readable=True, help="An export file."
+    ),
+    topic_map: list[str] = typer.Option(
+        None, "--topic-map", help="OLD=NEW: produce OLD's events to NEW (repeatable)."
+    ),
+) -> None:
+    """Produce an export's events into this cluster (its topics made by `aion init` first).
+
+    Registers each writer schema in this cluster's registry (subject
+    <topic>-<record>), frames each event with the id it gets, and produces it
+    with its key, timestamp and headers to the same partition number (by key
+    when the topic has fewer partitions).
+
+    Kafka does not deduplicate: importing the same file twice writes every
+    event twice."""
+    from aion import event_archive
+
+    try:
+        mapping = event_archive.parse_topic_map(topic_map or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--topic-map") from exc
+    settings = settings_module.load()
+    with _EventErrors():
+        report = event_archive.import_events(settings.kafka, settings.registry, source, mapping)
+    for old in report.unused_map:
+        console.print(f"[yellow]note:[/yellow] no event of {old} in {source}", highlight=False)
+    for topic, count in sorted(report.produced.items()):
+        how = " (by key: fewer partitions than the source)" if topic in report.by_key else ""
+        console.print(f"  {topic}: {count}{how}", highlight=False)
+    console.print(
+        f"imported {report.total} event(s) into {len(report.produced)} topic(s), "
+        f"{report.schemas} schema(s) registered or found"
+    )
