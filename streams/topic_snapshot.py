@@ -61,7 +61,7 @@ def read_snapshot(
         consumer.assign([TopicPartition(topic, p, start) for p, (start, _) in ranges.items()])
         last_progress = time.monotonic()
         while ends:
-            messages = consumer.consume(num_messages=500, timeout=1.0)
+            messages = consumer.consume(num_messages=500, timeout=0.2)
             if not messages:
                 # Offsets can have gaps (e.g. transaction markers): ask where each one stands.
                 for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
