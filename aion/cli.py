@@ -74,8 +74,29 @@ def stack_status(
         typer.echo(json.dumps([asdict(r) for r in rows], indent=2))
     else:
         _print_status(stack, rows)
+        healthy = {r.name for r in rows if r.healthy}
+        if {"kafka", "postgres"} <= healthy:
+            _print_lag(stack.settings)
     if not all(r.healthy for r in rows):
         raise typer.Exit(code=1)
+
+
+def _print_lag(settings: settings_module.Settings) -> None:
+    """Each projection's lag: events on Kafka it has not applied yet."""
+    from projections.lag import projection_lags
+    from projections.service import topics_by_projection
+
+    try:
+        lags = projection_lags(settings.kafka, settings.database, topics_by_projection(settings))
+    except Exception as exc:  # a report, not a health check: say why and go on
+        console.print(f"projection lag unavailable: {exc}", highlight=False)
+        return
+    table = Table(title="Projections")
+    table.add_column("projection")
+    table.add_column("lag (events)", justify="right")
+    for name, behind in sorted(lags.items()):
+        table.add_row(name, str(behind))
+    Console().print(table)
 
 
 @stack_app.command("env")

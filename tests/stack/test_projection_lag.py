@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
 
 import httpx
 
-from tests.conftest import AionProcesses
+from tests.conftest import ROOT, AionProcesses
 from tests.stack.test_tenants_api import new_tenant_id
 
 
@@ -37,3 +41,17 @@ def test_lag_grows_while_the_projector_is_stopped_and_drains_after(
     finally:
         processes.start_role("projector")
     assert wait_for(api, lambda n: n == 0) == 0
+
+
+def test_stack_status_shows_each_projections_lag(api: httpx.Client) -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "aion", "stack", "status"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "Projections" in shown.stdout
+    assert re.search(r"│ core\s+│\s+\d+ │", shown.stdout), shown.stdout
