@@ -19,7 +19,8 @@ import httpx
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from hypothesis import given, settings
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from psycopg import sql
 
@@ -294,7 +295,7 @@ def test_late_reports_after_a_cancel_are_recorded_but_the_task_stays_cancelled(
     assert one(cur, "select version from tasks where tenant_id = %s", tenant)["version"] == 7
 
 
-@settings(max_examples=60, deadline=None)
+@hypothesis_settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from(LIFECYCLE), max_size=12))
 def test_the_task_row_is_always_the_write_models_fold(
     conn: psycopg.Connection[Any], lifecycle: list[Event]
