@@ -23,8 +23,11 @@ def topics_by_projection(settings: Settings) -> dict[str, tuple[str, ...]]:
     from projections.vector_projection import VectorProjection
 
     model = MinilmEmbedder if settings.embedder == "minilm" else HashedEmbedder
+    from projections.live import LiveProjection
+
     return {
         CoreProjection.name: CoreProjection().topics,
+        LiveProjection.name: LiveProjection.topics,
         f"vectors.{model.name}": VectorProjection.topics,
     }
 
@@ -33,6 +36,10 @@ def projections(settings: Settings | None = None) -> list[Projection]:
     """The projections this process runs. The Qdrant one runs here only against a Qdrant
     server; embedded, the API process runs it (``projections/vector_service.py``)."""
     found: list[Projection] = [CoreProjection()]
+    if settings is not None:
+        from projections.live import LiveProjection
+
+        found.append(LiveProjection(settings.redis))
     if settings is not None and settings.qdrant_url:
         from projections.vector_service import open_vectors, vector_part
 

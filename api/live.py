@@ -1,0 +1,84 @@
+"""Live task events over SSE, and per-tenant counters, from the Redis read model.
+
+`GET /v1/tenants/{t}/tasks/{task}/events` streams the task's events as Server-Sent Events:
+``id`` is the task's version after the event, ``event`` its type, ``data`` its fields as JSON.
+A client that reconnects with ``Last-Event-ID`` (or ``?last_event_id=``) gets what came after
+it, nothing twice. The stream ends after the task's final event; a comment line every 15 s
+keeps idle connections open through proxies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from api.problems import Problem
+from api.queries import T, require_tenant
+from api.state import ApiState
+from projections.live import counters_key, status_key, stream_key
+
+EVENTS_PATH = f"{T}/tasks/{{task}}/events"
+COUNTERS_PATH = f"{T}/counters"
+FINAL = {"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskCancelled", "TaskRejected"}
+KEEPALIVE_MS = 15_000
+
+
+def _last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
+    if not raw.isdigit():
+        raise Problem(
+            400,
+            "invalid-last-event-id",
+            "Invalid Last-Event-ID",
+            "Last-Event-ID must be an event id this stream sent (a non-negative integer)",
+            field="Last-Event-ID",
+        )
+    return int(raw)
+
+
+async def task_events(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    tenant_id, task_id = request.path_params["tenant"], request.path_params["task"]
+    after = _last_event_id(request)
+    async with state.db.connection() as conn, conn.cursor() as cur:
+        await require_tenant(cur, tenant_id)
+        await cur.execute(
+            "select 1 from tasks where tenant_id = %s and task_id = %s", (tenant_id, task_id)
+        )
+        known = await cur.fetchone() is not None
+    if not known and not await state.redis.exists(status_key(tenant_id, task_id)):
+        raise Problem(
+            404, "not-found", "Task not found", f"no task {task_id} in tenant {tenant_id}",
+            field="task",
+        )  # fmt: skip
+
+    async def stream() -> AsyncIterator[str]:
+        last = f"{after}-0"
+        key = stream_key(tenant_id, task_id)
+        while not await request.is_disconnected():
+            found: Any = await state.redis.xread({key: last}, count=100, block=KEEPALIVE_MS)
+            if not found:
+                yield ": keep-alive\n\n"
+                continue
+            for entry_id, fields in found[0][1]:
+                last = entry_id.decode()
+                kind = fields[b"type"].decode()
+                data = fields[b"data"].decode()
+                yield f"id: {last.split('-')[0]}\nevent: {kind}\ndata: {data}\n\n"
+                if kind in FINAL:
+                    return
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+async def counters(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    tenant_id = request.path_params["tenant"]
+    async with state.db.connection() as conn, conn.cursor() as cur:
+        await require_tenant(cur, tenant_id)
+    raw: Any = await state.redis.hgetall(counters_key(tenant_id))
+    return JSONResponse({k.decode(): int(v) for k, v in sorted(raw.items())})
