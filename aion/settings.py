@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     kernel_concurrency: int = Field(
         default=2, description="Runs a kernel worker executes at once (threads)."
     )
+    projector_batch: int = Field(
+        default=500, description="Events a projection applies per Postgres transaction."
+    )
     tick_interval: float = Field(
         default=1.0, description="Seconds between the orchestrator timer's looks at due work."
     )

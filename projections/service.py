@@ -51,7 +51,11 @@ def run(settings: Settings) -> None:
     migrate(settings.database)
     runners = [
         ProjectionRunner(
-            p, kafka=settings.kafka, database_url=settings.database, codec=Codec(settings.registry)
+            p,
+            kafka=settings.kafka,
+            database_url=settings.database,
+            codec=Codec(settings.registry),
+            batch_size=settings.projector_batch,
         )
         for p in projections(settings)
     ]
