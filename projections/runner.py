@@ -83,6 +83,9 @@ class ProjectionRunner:
         self.codec = codec
         self.batch_size = batch_size
         self.stopping = threading.Event()
+        # Each batch transaction takes the projection's advisory lock, so that a replay can
+        # pause this runner for the moment it swaps tables (projections/replay.py).
+        self.take_lock = True
         self.consumer = Consumer(
             {
                 "bootstrap.servers": kafka,
@@ -130,6 +133,9 @@ class ProjectionRunner:
     def apply_batch(self, conn: psycopg.Connection[Any], batch: list[Message]) -> None:
         decoded = [(position(m), self._decode(m)) for m in batch]
         with conn.transaction(), conn.cursor() as cur:
+            if self.take_lock:
+                key = f"aion.projection.{self.projection.name}"
+                cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (key,))
             for at, record in decoded:
                 if record is not None:
                     self.projection.apply(cur, record[0], record[1], at)
