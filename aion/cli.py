@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -151,48 +152,46 @@ def serve(
     )
 
 
+def _run_role(role: str, run: Callable[[settings_module.Settings], None]) -> None:
+    """A process role: settings, JSON logging (Faust keeps its own), our topics, then run."""
+    from aion import telemetry
+    from aion.bootstrap import ensure_topics
+
+    settings = settings_module.load()
+    telemetry.setup(role, settings.log_level)
+    ensure_topics(settings)
+    run(settings)
+
+
 @app.command()
 def worker() -> None:
     """Run the Faust stream processors (the command processor)."""
-    from aion import telemetry
-    from aion.bootstrap import ensure_topics
     from streams import worker as streams_worker
 
-    settings = settings_module.load()
-    telemetry.setup("worker", settings.log_level)
-    ensure_topics(settings)
-    streams_worker.run(settings)
+    _run_role("worker", streams_worker.run)
 
 
 @app.command()
 def projector() -> None:
     """Run the projections into the read models."""
-    from aion import telemetry
     from projections import service
 
-    settings = settings_module.load()
-    telemetry.setup("projector", settings.log_level)
-    service.run(settings)
+    _run_role("projector", service.run)
 
 
 @app.command()
 def kernel() -> None:
     """Run a kernel worker: executes dispatched runs in the WASM sandbox."""
-    from aion import telemetry
-    from aion.bootstrap import ensure_topics
     from streams import kernel_worker
 
-    settings = settings_module.load()
-    telemetry.setup("kernel", settings.log_level)
-    ensure_topics(settings)
-    kernel_worker.run(settings)
+    _run_role("kernel", kernel_worker.run)
 
 
 @app.command()
 def up(
     demo: bool = typer.Option(True, help="Create the demo tenant."),
 ) -> None:
-    """Stack + API + worker + projector in the foreground; Ctrl-C stops what this started."""
+    """Stack + API + worker + kernel + projector in the foreground; Ctrl-C stops them."""
     from aion.foreground import run_foreground
 
     try:
