@@ -169,6 +169,7 @@ def create_app(settings: Settings) -> Starlette:
         Route(search.PATH, search.search, methods=["GET"]),
         Route(live.EVENTS_PATH, live.task_events, methods=["GET"]),
         Route(live.COUNTERS_PATH, live.counters, methods=["GET"]),
+        Route(live.STATUS_PATH, live.task_status, methods=["GET"]),
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),

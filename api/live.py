@@ -21,6 +21,7 @@ from api.state import ApiState
 from projections.live import counters_key, status_key, stream_key
 
 EVENTS_PATH = f"{T}/tasks/{{task}}/events"
+STATUS_PATH = f"{T}/tasks/{{task}}/status"
 COUNTERS_PATH = f"{T}/counters"
 FINAL = {"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskCancelled", "TaskRejected"}
 KEEPALIVE_MS = 15_000
@@ -82,3 +83,27 @@ async def counters(request: Request) -> Response:
         await require_tenant(cur, tenant_id)
     raw: Any = await state.redis.hgetall(counters_key(tenant_id))
     return JSONResponse({k.decode(): int(v) for k, v in sorted(raw.items())})
+
+
+async def task_status(request: Request) -> Response:
+    """The task's hot status from Redis (status, version, attempt, current run), cheap to poll;
+    a finished task's entry expires after a day (then ask GET .../tasks/{task})."""
+    state: ApiState = request.app.state.api
+    tenant_id, task_id = request.path_params["tenant"], request.path_params["task"]
+    raw: Any = await state.redis.hgetall(status_key(tenant_id, task_id))
+    if not raw:
+        raise Problem(
+            404, "not-found", "Task status not found",
+            f"no hot status for task {task_id} in tenant {tenant_id} (unknown, or finished"
+            " more than a day ago: see the task itself)", field="task",
+        )  # fmt: skip
+    held = {k.decode(): v.decode() for k, v in raw.items()}
+    body = {
+        "task_id": task_id,
+        "status": held["status"],
+        "version": int(held["version"]),
+        "attempt": int(held.get("attempt") or 0),
+        "run_id": held.get("run_id") or None,
+        "updated_at": held.get("updated_at"),
+    }
+    return JSONResponse(body, headers={"ETag": f'"{body["version"]}"'})

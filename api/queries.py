@@ -136,16 +136,48 @@ ITEMS: dict[str, Item] = {
 }
 
 
+def _position(raw: str) -> tuple[str, int, int]:
+    """``topic:partition:offset`` (an event's position, as GET /v1/commands/{id} shows it)."""
+    topic, _, rest = raw.rpartition(":")
+    topic, _, partition = topic.rpartition(":")
+    if not topic or not partition.isdigit() or not rest.isdigit():
+        raise Problem(
+            422,
+            "invalid-parameter",
+            "Invalid query parameter",
+            "after must be an event position topic:partition:offset",
+            field="after",
+        )
+    return topic, int(partition), int(rest)
+
+
 async def after_command(request: Request, cur: AsyncCursor[Any]) -> dict[str, str]:
-    """Wait for the read model to include a command's effects; say if it did not in time."""
+    """Wait for the read model to include a command's effects (``after_command=<id>``) or an
+    event's position (``after=<topic:partition:offset>``); say if it did not in time."""
     command_id = request.query_params.get("after_command")
-    if not command_id:
+    after = request.query_params.get("after")
+    if not command_id and not after:
         return {}
+    args: tuple[Any, ...]
+    if command_id:
+        query, args, reached = (
+            "select 1 from command_outcomes where command_id = %s",
+            (command_id,),
+            "after-command",
+        )
+    else:
+        topic, partition, offset = _position(after or "")
+        query, args, reached = (
+            "select 1 from projection_checkpoints where projection = 'core' and topic = %s"
+            " and partition = %s and next_offset > %s",
+            (topic, partition, offset),
+            "after-position",
+        )
     deadline = time.monotonic() + AFTER_COMMAND_WAIT
     while True:
-        await cur.execute("select 1 from command_outcomes where command_id = %s", (command_id,))
+        await cur.execute(query, args)
         if await cur.fetchone() is not None:
-            return {"Aion-Consistency": "after-command"}
+            return {"Aion-Consistency": reached}
         if time.monotonic() > deadline:
             return {"Aion-Consistency": "stale"}
         await asyncio.sleep(0.05)

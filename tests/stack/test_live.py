@@ -61,6 +61,11 @@ def test_a_tasks_events_stream_live_and_resume_after_the_last_event_id(
     resumed = sse(api, path, {"Last-Event-ID": str(started)})
     assert [i for i, _, _ in resumed] == [i for i in ids if i > started]
 
+    hot = api.get(f"/v1/tenants/{tenant}/tasks/live-1/status")
+    assert hot.status_code == 200, hot.text
+    assert (hot.json()["status"], hot.json()["run_id"]) == ("succeeded", "live-1.1")
+    assert hot.json()["version"] == ids[-1]
+    assert_problem(api.get(f"/v1/tenants/{tenant}/tasks/nope/status"), 404, "task")
     counters = api.get(f"/v1/tenants/{tenant}/counters").json()
     assert counters["tasks_submitted"] == 1 and counters["tasks_succeeded"] == 1
     assert counters["runs_started"] == 1

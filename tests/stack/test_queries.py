@@ -88,6 +88,11 @@ def test_lists_page_with_cursors_and_filter(api: httpx.Client, tenant: str) -> N
     assert agents[0]["manifest"]["abi"] == "reactor"
     versions = api.get(f"{t}/agents/echo/versions").json()["items"]
     assert [v["agent_version"] for v in versions] == ["1.0.0"]
+    event = api.get(f"/v1/commands/{last}").json()["event_position"]
+    position = f"{event['topic']}:{event['partition']}:{event['offset']}"
+    at = api.get(f"{t}/tasks/page-4", params={"after": position})
+    assert at.headers["aion-consistency"] == "after-position" and at.status_code == 200
+    assert_problem(api.get(f"{t}/tasks", params={"after": "nonsense"}), 422, "after")
     assert_problem(api.get(f"{t}/tasks", params={"limit": 0}), 422, "limit")
     assert_problem(api.get(f"{t}/tasks", params={"cursor": "garbage!"}), 400, "cursor")
 
