@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -461,6 +462,18 @@ def _skipped(where: str) -> None:
     console.print(f"[yellow]skipped[/yellow] {where}", highlight=False)
 
 
+def _event_filter(
+    tenant: str | None, aggregate: str | None, types: list[str], since: str | None
+) -> Any:
+    """The events the options choose, or a usage error naming the option at fault."""
+    from aion import event_tools as et
+
+    try:
+        return et.event_filter(tenant, aggregate, types, since)
+    except et.BadOption as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+
+
 @events_app.command("dump")
 def events_dump(
     topics: list[str] = EVENT_TOPICS,
@@ -477,10 +490,7 @@ def events_dump(
     No consumer group is joined and no offset is committed."""
     from aion import event_tools as et
 
-    try:
-        chosen = et.event_filter(tenant, aggregate, types, since)
-    except et.BadOption as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    chosen = _event_filter(tenant, aggregate, types, since)
     settings = settings_module.load()
     count = 0
     with _EventErrors():
@@ -513,10 +523,7 @@ def events_tail(
     No consumer group is joined and no offset is committed."""
     from aion import event_tools as et
 
-    try:
-        chosen = et.event_filter(tenant, aggregate, types, since)
-    except et.BadOption as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    chosen = _event_filter(tenant, aggregate, types, since)
     settings = settings_module.load()
     count = 0
 
@@ -558,10 +565,7 @@ def events_export(
     from aion import event_archive
     from aion import event_tools as et
 
-    try:
-        chosen = et.event_filter(tenant, aggregate, types, since)
-    except et.BadOption as exc:
-        raise typer.BadParameter(str(exc), param_hint=exc.option) from exc
+    chosen = _event_filter(tenant, aggregate, types, since)
     settings = settings_module.load()
     with _EventErrors():
         names = et.check_topics(settings.kafka, topics or [])

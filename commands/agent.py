@@ -251,9 +251,8 @@ def check_against_context(
 
 def _aggregate_mismatch(command: Command, agent_name: str) -> Rejection | None:
     """The manifest's name must be the agent the command is addressed to (its partition key)."""
-    tenant_id = str(command.envelope["tenant_id"])
-    addressed = command.envelope.get("aggregate_id")
-    if addressed is not None and addressed != scoped_id(tenant_id, agent_name):
+    addressed = command.addressed_elsewhere(agent_name)
+    if addressed is not None:
         return Rejection(
             "invalid",
             f"manifest.agent_name {agent_name} does not match the agent addressed ({addressed})",

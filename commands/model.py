@@ -22,6 +22,14 @@ class Command:
     def command_id(self) -> str:
         return str(self.envelope["command_id"])
 
+    def addressed_elsewhere(self, local_id: str) -> str | None:
+        """The aggregate id the command is keyed to, when the payload names another entity of
+        its tenant (the partition key and the payload must agree), else None."""
+        addressed = self.envelope.get("aggregate_id")
+        if addressed is None or addressed == scoped_id(str(self.envelope["tenant_id"]), local_id):
+            return None
+        return str(addressed)
+
     @property
     def expected_version(self) -> int | None:
         value = self.envelope.get("expected_version")

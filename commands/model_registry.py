@@ -78,8 +78,8 @@ def decide(state: ModelState, command: Command, context: Context) -> Decision:
     if invalid:
         return invalid
     tenant_id = str(command.envelope["tenant_id"])
-    key = command.envelope.get("aggregate_id")
-    if key is not None and key != aggregate_id(tenant_id, p["model_name"]):
+    key = command.addressed_elsewhere(p["model_name"])
+    if key is not None:
         return Rejection(
             "invalid", f"model_name does not match the aggregate id {key}", "/model_name"
         )

@@ -87,8 +87,8 @@ def summary(state: PolicyState) -> dict[str, Any]:
 
 
 def _wrong_aggregate(command: Command, policy_id: str) -> Rejection | None:
-    key = command.envelope.get("aggregate_id")
-    if key is not None and key != aggregate_id(str(command.envelope["tenant_id"]), policy_id):
+    key = command.addressed_elsewhere(policy_id)
+    if key is not None:
         return Rejection(
             "invalid", f"policy_id does not match the aggregate id {key}", "/policy_id"
         )

@@ -205,8 +205,8 @@ def _decide_submit(state: TaskState, command: Command, context: Context) -> Deci
         return invalid
     tenant_id = str(command.envelope["tenant_id"])
     task_id, agent_name = str(p["task_id"]), str(p["agent_name"])
-    addressed = command.envelope.get("aggregate_id")
-    if addressed is not None and addressed != scoped_id(tenant_id, task_id):
+    addressed = command.addressed_elsewhere(task_id)
+    if addressed is not None:
         return Rejection(
             "invalid",
             f"task_id {task_id} does not match the task addressed ({addressed})",
