@@ -143,7 +143,7 @@ def serve(
     from api.app import create_app
 
     settings = settings_module.load()
-    telemetry.setup("api", settings.log_level)
+    telemetry.setup("api", settings.log_level, settings.trace_file)
     uvicorn.run(
         create_app(settings),
         host=host or settings.api_host,
@@ -154,12 +154,14 @@ def serve(
 
 
 def _run_role(role: str, run: Callable[[settings_module.Settings], None]) -> None:
-    """A process role: settings, JSON logging (Faust keeps its own), our topics, then run."""
-    from aion import telemetry
+    """A process role: settings, JSON logging (Faust keeps its own), traces, its Prometheus
+    endpoint, our topics, then run."""
+    from aion import metrics, telemetry
     from aion.bootstrap import ensure_topics
 
     settings = settings_module.load()
-    telemetry.setup(role, settings.log_level)
+    telemetry.setup(role, settings.log_level, settings.trace_file)
+    metrics.serve(settings, role)
     ensure_topics(settings)
     run(settings)
 

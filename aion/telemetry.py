@@ -1,8 +1,10 @@
 """Logging and tracing set-up for every Aion process.
 
 Logs are JSON lines (one object per record, with the process role) so that a log shipper can
-index them; traces use OpenTelemetry's SDK with W3C trace context, which the API writes into
-every command envelope.
+index them. A record logged while a processor handles a command or an event also carries that
+command's ``command_id`` and ``correlation_id`` (context variables, so concurrent handlers in
+threads or asyncio tasks never mix them up) and the active span's ``trace_id``: the three ways
+to find every line about one request. Traces are set up by ``aion.tracing``.
 """
 
 from __future__ import annotations
@@ -11,12 +13,40 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+
+from aion import tracing
 
 NOISY = ("aiokafka", "faust", "mode", "httpx", "httpx2", "uvicorn.access")
+CORRELATION_FIELDS = ("command_id", "correlation_id")
+
+_correlation: ContextVar[Mapping[str, str] | None] = ContextVar("aion_correlation", default=None)
+
+
+@contextmanager
+def log_context(**ids: Any) -> Iterator[None]:
+    """While inside, every log record of this thread or task carries these ids (None: left out)."""
+    values = {k: str(v) for k, v in ids.items() if v is not None}
+    token = _correlation.set({**(_correlation.get() or {}), **values})
+    try:
+        yield
+    finally:
+        _correlation.reset(token)
+
+
+def envelope_ids(envelope: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The correlation fields of a command or event envelope."""
+    return {name: (envelope or {}).get(name) for name in CORRELATION_FIELDS}
+
+
+def correlation() -> Mapping[str, str]:
+    return _correlation.get() or {}
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,6 +66,8 @@ class JsonFormatter(logging.Formatter):
         span = trace.get_current_span().get_span_context()
         if span.is_valid:
             entry["trace_id"] = f"{span.trace_id:032x}"
+            entry["span_id"] = f"{span.span_id:016x}"
+        entry.update(correlation())
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -52,12 +84,10 @@ def quiet_noisy_loggers(level: int = logging.INFO) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
 
 
-def setup(role: str, level: str = "INFO") -> None:
+def setup(role: str, level: str = "INFO", trace_file: Path | None = None) -> None:
     handler = json_handler(role)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     quiet_noisy_loggers(root.level)
-    trace.set_tracer_provider(
-        TracerProvider(resource=Resource.create({"service.name": f"aion-{role}"}))
-    )
+    tracing.configure(role, trace_file)

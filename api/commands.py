@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from aion import telemetry
 from api import idempotency
 from api.problems import Problem
 from api.state import ApiState
@@ -127,8 +128,11 @@ async def produce(
         "aion.command.id": command_id,
         "aion.command.type": command.record_name,
     }
-    with tracer.start_as_current_span(
-        f"send {COMMANDS}", kind=trace.SpanKind.PRODUCER, attributes=attributes
+    with (
+        tracer.start_as_current_span(
+            f"send {COMMANDS}", kind=trace.SpanKind.PRODUCER, attributes=attributes
+        ),
+        telemetry.log_context(command_id=command_id, correlation_id=command_id),
     ):
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
@@ -153,7 +157,12 @@ async def produce(
             COMMANDS,
             command.tenant_id.encode(),  # the tenant is the consistency boundary
             value,
-            {"aion-type": command.record_name.encode(), "aion-command-id": command_id.encode()},
+            {
+                "aion-type": command.record_name.encode(),
+                "aion-command-id": command_id.encode(),
+                # also in the envelope; a header serves tools that read only headers
+                **{name: text.encode() for name, text in carrier.items()},
+            },
         )
     await state.redis.set(
         f"aion:command:{command_id}",

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from aion import metrics as role_metrics
 from aion.settings import Settings
 from api.state import ApiState
 from projections.lag import projection_lags
@@ -67,34 +65,9 @@ def projection_lag(settings: Settings) -> dict[str, int]:
     )
 
 
-class ProjectionLagCollector(Collector):
-    """``aion_projection_lag_messages{projection}``, computed when Prometheus scrapes."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "aion_projection_lag_messages",
-            "Events on Kafka not yet applied by the projection",
-            labels=["projection"],
-        )
-        try:
-            for name, behind in projection_lag(self.settings).items():
-                family.add_metric([name], behind)
-        except Exception:  # Kafka or Postgres down: no sample rather than a failed scrape
-            pass
-        yield family
-
-
-_registered: set[str] = set()
-
-
 def register_lag_metric(settings: Settings) -> None:
-    """Once per process (tests build several apps in one process)."""
-    if "lag" not in _registered:
-        REGISTRY.register(ProjectionLagCollector(settings))
-        _registered.add("lag")
+    """``aion_projection_lag_messages`` on this process's /metrics (defined in aion.metrics)."""
+    role_metrics.register_lag_metric(settings)
 
 
 async def metrics(request: Request) -> Response:

@@ -5,22 +5,31 @@ The checkpoint table, not Kafka's committed offsets, is the truth: on assignment
 seeks to the positions stored beside the rows, so a crash between the database commit and
 anything else neither loses nor repeats an event. Offsets are also committed to Kafka
 (asynchronously), only so that lag shows up in the usual tools.
+
+Each event applied is counted (``aion_projection_events_applied_total``) and, when it carries a
+trace, applied in a span that continues it; each batch is timed with its commit.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from opentelemetry import trace
 
+from aion import telemetry, tracing
+from aion.metrics import PROJECTION_BATCH_SECONDS, PROJECTION_EVENTS
 from schemas.codec import Codec, DecodeError, RegistryUnavailable
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("aion.projections")
 
 
 @dataclass(frozen=True)
@@ -86,10 +95,11 @@ class ProjectionRunner:
         # Each batch transaction takes the projection's advisory lock, so that a replay can
         # pause this runner for the moment it swaps tables (projections/replay.py).
         self.take_lock = True
+        self.group = f"aion.projection.{projection.name}"
         self.consumer = Consumer(
             {
                 "bootstrap.servers": kafka,
-                "group.id": f"aion.projection.{projection.name}",
+                "group.id": self.group,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
@@ -131,15 +141,49 @@ class ProjectionRunner:
         raise KafkaException(error)
 
     def apply_batch(self, conn: psycopg.Connection[Any], batch: list[Message]) -> None:
-        decoded = [(position(m), self._decode(m)) for m in batch]
+        started = time.perf_counter()
+        decoded = [(m, self._decode(m)) for m in batch]
+        applied = 0
         with conn.transaction(), conn.cursor() as cur:
             if self.take_lock:
                 key = f"aion.projection.{self.projection.name}"
                 cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (key,))
-            for at, record in decoded:
+            for message, record in decoded:
                 if record is not None:
-                    self.projection.apply(cur, record[0], record[1], at)
+                    with self._event_span(message, record[0], record[1].get("envelope")):
+                        self.projection.apply(cur, record[0], record[1], position(message))
+                    applied += 1
             save_checkpoints(cur, self.projection.name, batch)
+        PROJECTION_EVENTS.labels(self.projection.name).inc(applied)
+        PROJECTION_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
+
+    @contextmanager
+    def _event_span(
+        self, message: Message, record_name: str, envelope: dict[str, Any] | None
+    ) -> Iterator[None]:
+        """A CONSUMER span per event that carries a trace (child of the span that produced
+        it), and the event's correlation ids on every log line meanwhile. Events without a
+        trace (imports, old history) get no span: a replay would otherwise make thousands."""
+        with telemetry.log_context(**telemetry.envelope_ids(envelope)):
+            if not tracing.has_parent(envelope):
+                yield
+                return
+            at = position(message)
+            attributes = {
+                **tracing.kafka_attributes(
+                    at.topic, message.key(), at.partition, at.offset, self.group
+                ),
+                "messaging.message.id": str((envelope or {}).get("event_id")),
+                "aion.projection": self.projection.name,
+                "aion.event.type": record_name,
+            }
+            with tracer.start_as_current_span(
+                f"process {at.topic}",
+                context=tracing.parent_context(envelope),
+                kind=trace.SpanKind.CONSUMER,
+                attributes=attributes,
+            ):
+                yield
 
     def _decode(self, message: Message) -> tuple[str, dict[str, Any]] | None:
         """The record, None for a poison message (skipped); waits out a registry outage."""

@@ -7,6 +7,7 @@ import signal
 import threading
 from types import FrameType
 
+from aion import metrics
 from aion.settings import Settings
 from projections.core import CoreProjection
 from projections.migrate import migrate
@@ -49,6 +50,8 @@ def projections(settings: Settings | None = None) -> list[Projection]:
 
 def run(settings: Settings) -> None:
     migrate(settings.database)
+    # The lag of every projection, on this role's metrics port (computed when scraped).
+    metrics.register_lag_metric(settings)
     runners = [
         ProjectionRunner(
             p,

@@ -8,6 +8,10 @@ Why this order: messages are produced before the state is saved, so a crash in b
 the command against the old state and yields the same messages with the same deterministic ids
 (harmless duplicates that every consumer drops by event id or version, and the kernel by run
 id). A command whose id is already in its document's recent list was handled and is skipped.
+
+Each command is handled in a CONSUMER span that continues the trace its envelope carries, and
+every message it produces carries that span's ``traceparent`` (envelope and header), so the
+kernel and the projections continue the same trace (``aion.tracing``).
 """
 
 from __future__ import annotations
@@ -20,18 +24,23 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from faust.types import EventT
+from opentelemetry import trace
 
+from aion import metrics, telemetry, tracing
 from commands.aggregates import aggregate_for
 from commands.model import Command
+from commands.task import ENFORCEMENT_DECIDED
 from schemas.codec import DecodeError, RegistryUnavailable
 from schemas.topics import COMMANDS
 from streams import failpoints
 from streams.app import StreamsApp
 from streams.deadletter import send_to_deadletter
 from streams.module_facts import io_facts
-from streams.plan import TICK, plan_command
+from streams.plan import TICK, Emission, millis, plan_command
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("aion.streams")
+REJECTED = "aion.CommandRejected"
 
 T = TypeVar("T")
 
@@ -68,6 +77,28 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
         return
     envelope = value.pop("envelope")
     command = Command(name, envelope, value)
+    attributes = {
+        **tracing.kafka_attributes(
+            message.topic, message.key, message.partition, message.offset, streams.app.conf.id
+        ),
+        "messaging.message.id": command.command_id,
+        "aion.command.type": name,
+        "aion.tenant.id": str(envelope.get("tenant_id")),
+    }
+    with (
+        tracer.start_as_current_span(
+            f"process {COMMANDS}",
+            context=tracing.parent_context(envelope, message.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes=attributes,
+        ),
+        telemetry.log_context(**telemetry.envelope_ids(envelope)),
+    ):
+        await decide(streams, table, message, command)
+
+
+async def decide(streams: StreamsApp, table: Any, message: Any, command: Command) -> None:
+    """Plan the command, produce what it leads to (carrying this span's trace), store state."""
     read = documents_reader(streams, table)
     facts = await io_facts(streams, command)
     try:
@@ -80,8 +111,10 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
         log.info("command %s was already handled; skipped", command.command_id)
         return
     started = time.monotonic()
+    carrier = tracing.current_carrier()
     for emission in plan.emissions:
         topic = streams.topics[emission.topic]
+        tracing.carry_into(emission.value["envelope"], carrier)
         data = await registry_retry(
             streams.codec.encode, emission.topic, emission.record, emission.value
         )
@@ -91,6 +124,7 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
             headers={
                 "aion-type": emission.record.encode(),
                 "aion-command-id": command.command_id.encode(),
+                **{name: text.encode() for name, text in carrier.items()},
             },
         )
         await pending  # wait for the broker's ack before the state moves on
@@ -99,6 +133,7 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
     for key, document in plan.writes.items():
         target = streams.schedulers if key.startswith("scheduler:") else table
         target[key] = json.dumps(document).encode()
+    observe(command, plan.emissions)
     log.info(
         "command %s %s -> %s in %.1f ms",
         command.type,
@@ -106,6 +141,29 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
         [e.record for e in plan.emissions],
         (time.monotonic() - started) * 1000,
     )
+
+
+def outcome_of(emissions: list[Emission]) -> str:
+    """accepted, rejected (by its decider) or denied (by a policy)."""
+    for emission in emissions:
+        if emission.record == REJECTED:
+            return "rejected"
+        if emission.record == ENFORCEMENT_DECIDED and emission.value["decision"] != "allow":
+            return "denied"
+    return "accepted"
+
+
+def observe(command: Command, emissions: list[Emission]) -> None:
+    """Metrics of a decided command: its outcome, its latency, the policy verdicts it had."""
+    metrics.COMMANDS_DECIDED.labels(command.type, outcome_of(emissions)).inc()
+    issued = command.envelope.get("issued_at")
+    if issued is not None:
+        waited = time.time() - millis(issued) / 1000
+        metrics.COMMAND_DECISION_SECONDS.labels(command.type).observe(max(waited, 0.0))
+    for emission in emissions:
+        if emission.record == ENFORCEMENT_DECIDED:
+            verdict = emission.value
+            metrics.POLICY_DECISIONS.labels(verdict["action"], verdict["decision"]).inc()
 
 
 def documents_reader(streams: StreamsApp, table: Any) -> Callable[[str], dict[str, Any] | None]:

@@ -6,6 +6,8 @@ import logging
 import time
 from typing import Any
 
+from aion.metrics import DEADLETTERS
+
 log = logging.getLogger(__name__)
 
 
@@ -20,5 +22,6 @@ async def send_to_deadletter(streams: Any, message: Any, error: Exception) -> No
     log.warning(
         "dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
     )
+    DEADLETTERS.labels(str(message.topic)).inc()
     pending = await streams.deadletter.send(key=message.key, value=message.value, headers=headers)
     await pending

@@ -28,6 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -41,7 +42,9 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from opentelemetry import trace
 
+from aion import metrics, telemetry, tracing
 from aion.settings import Settings
 from aion.stack.s3 import read_object, s3_client, stat_or_none
 from kernel import Host, Kernel, Limits, RunResult, mini_model
@@ -51,6 +54,7 @@ from schemas.topics import DEADLETTER, DISPATCH, producer_config
 from streams.run_reports import Run, RunReporter
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("aion.kernel")
 
 GROUP = "aion-kernel"
 MAX_PROGRESS_REPORTS = 100  # per run; a chatty module cannot flood the orchestrator
@@ -115,6 +119,56 @@ def run_dispatch(
     )
 
 
+def observe_run(result: RunResult) -> tuple[str, str]:
+    """Count a finished run; returns its (outcome, reason)."""
+    outcome = "succeeded" if result.ok and result.output is not None else "failed"
+    reason = "none" if outcome == "succeeded" else (result.reason or "trap")
+    metrics.KERNEL_RUNS.labels(outcome, reason).inc()
+    metrics.KERNEL_RUN_SECONDS.labels(outcome).observe(result.duration_ms / 1000)
+    metrics.KERNEL_FUEL_USED.labels(outcome).observe(result.fuel_used)
+    return outcome, reason
+
+
+def traced_run(
+    kernel: Kernel,
+    module: wasmtime.Module,
+    dispatch: dict[str, Any],
+    host: Host,
+    scratch_dir: Path | None = None,
+) -> RunResult:
+    """``run_dispatch`` in a span of its own, with the run's fuel, duration and outcome."""
+    manifest = dispatch["manifest"]
+    attributes: dict[str, str | int] = {
+        "aion.agent.name": str(manifest.get("agent_name")),
+        "aion.agent.version": str(dispatch.get("agent_version")),
+        "aion.run.abi": str(manifest.get("abi")),
+        "aion.run.fuel_limit": int(manifest["quotas"]["fuel"]),
+    }
+    with tracer.start_as_current_span("wasm run", attributes=attributes) as span:
+        result = run_dispatch(kernel, module, dispatch, host, scratch_dir)
+        outcome, reason = observe_run(result)
+        span.set_attributes(
+            {
+                "aion.run.fuel_used": result.fuel_used,
+                "aion.run.duration_ms": result.duration_ms,
+                "aion.run.outcome": outcome,
+                "aion.run.reason": reason,
+            }
+        )
+        if outcome != "succeeded":
+            span.set_status(trace.StatusCode.ERROR, f"{reason}: {result.message}"[:500])
+        return result
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a dispatch was read from (for the span's messaging attributes)."""
+
+    partition: int | None
+    offset: int | None
+    key: bytes | None
+
+
 class KernelWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -157,26 +211,59 @@ class KernelWorker:
             self.s3.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
         return f"sha256:{hex_digest}", key
 
-    def execute(self, dispatch: dict[str, Any]) -> None:
-        """Run one dispatch and report what became of it. Raises only if reporting fails."""
+    def execute(self, dispatch: dict[str, Any], delivery: Delivery | None = None) -> None:
+        """Run one dispatch and report what became of it. Raises only if reporting fails.
+
+        In a CONSUMER span continuing the trace of the command that scheduled the run; the
+        reports carry this span's context (``RunReporter``), the WASM call has a child span.
+        """
+        envelope = dispatch.get("envelope") or {}
+        at = delivery or Delivery(None, None, None)
+        attributes = {
+            **tracing.kafka_attributes(DISPATCH, at.key, at.partition, at.offset, GROUP),
+            "messaging.message.id": str(envelope.get("event_id")),
+            "aion.tenant.id": str(dispatch["tenant_id"]),
+            "aion.run.id": str(dispatch["run_id"]),
+        }
+        with (
+            tracer.start_as_current_span(
+                f"process {DISPATCH}",
+                context=tracing.parent_context(envelope),
+                kind=trace.SpanKind.CONSUMER,
+                attributes=attributes,
+            ),
+            telemetry.log_context(**telemetry.envelope_ids(envelope), run_id=dispatch["run_id"]),
+        ):
+            metrics.KERNEL_RUNS_ACTIVE.inc()
+            try:
+                self.execute_traced(dispatch)
+            finally:
+                metrics.KERNEL_RUNS_ACTIVE.dec()
+
+    def refuse(self, run: Run, message: str) -> None:
+        metrics.KERNEL_RUNS.labels("failed", "refused").inc()
+        trace.get_current_span().set_attribute("aion.run.outcome", "refused")
+        self.reporter.failed(run, "refused", message)
+
+    def execute_traced(self, dispatch: dict[str, Any]) -> None:
         run = Run(dispatch["tenant_id"], dispatch["task_id"], dispatch["run_id"])
         manifest = dispatch["manifest"]
         deadline = dispatch.get("deadline_ms")
         if deadline is not None and time.time() * 1000 > deadline:
-            self.reporter.failed(run, "refused", "the task's deadline passed before the run")
+            self.refuse(run, "the task's deadline passed before the run")
             return
         self.reporter.started(run, int(dispatch["attempt"]))
         try:
             module = self.module_for(run.tenant_id, manifest["module_digest"])
         except Exception as exc:  # missing or unreadable module: the run cannot start
             log.warning("run %s: module unavailable: %s", run.run_id, exc)
-            self.reporter.failed(run, "refused", f"module unavailable: {exc}")
+            self.refuse(run, f"module unavailable: {exc}")
             return
         capabilities = frozenset(str(c) for c in manifest.get("capabilities") or [])
         with tempfile.TemporaryDirectory(prefix="aion-run-") as scratch:
             granted = Path(scratch) if "scratch_dir" in capabilities else None
             host = ReportingHost(self.reporter, run)
-            result = run_dispatch(self.kernel, module, dispatch, host, granted)
+            result = traced_run(self.kernel, module, dispatch, host, granted)
             for name, data in produced_files(granted) if granted else []:
                 content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
                 digest, key = self.store(run.tenant_id, data, content_type)
@@ -213,6 +300,7 @@ class KernelWorker:
             "aion-source-offset": str(message.offset()),
             "aion-failed-at": str(int(time.time() * 1000)),
         }
+        metrics.DEADLETTERS.labels(message.topic() or DISPATCH).inc()
         producer.produce(DEADLETTER, key=message.key(), value=message.value(), headers=headers)
         producer.flush(10)
         log.warning("dead-lettered dispatch at offset %s: %s", message.offset(), error)
@@ -244,7 +332,8 @@ class KernelWorker:
                     if dispatch is None:
                         future.set_result(None)
                     else:
-                        future = self.pool.submit(self.execute, dispatch)
+                        delivery = Delivery(message.partition(), message.offset(), message.key())
+                        future = self.pool.submit(self.execute, dispatch, delivery)
                     partition = int(message.partition() or 0)
                     inflight.setdefault(partition, []).append((int(message.offset() or 0), future))
                 self.commit_finished(consumer, inflight)

@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from aion.metrics import SCHEDULER_TASKS
 from schemas.topics import COMMANDS
 from streams.app import StreamsApp
 from streams.plan import TICK
@@ -37,6 +38,29 @@ def due_tenants(items: Any, now_ms: int) -> list[tuple[str, int]]:
         if due is not None and int(due) <= now_ms:
             found.append((name.split(":", 1)[1], int(due)))
     return found
+
+
+PHASES = ("queued", "active", "retrying")
+
+
+def tasks_by_phase(items: Any) -> dict[str, int]:
+    """How many live tasks the scheduler documents hold in each phase (queued: the backlog)."""
+    counts = dict.fromkeys(PHASES, 0)
+    for key, raw in items:
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if not raw or not name.startswith("scheduler:"):
+            continue
+        for job in (json.loads(raw).get("state") or {}).get("jobs", {}).values():
+            phase = str(job.get("phase"))
+            counts[phase] = counts.get(phase, 0) + 1
+    return counts
+
+
+def measure_backlog(items: Any) -> None:
+    """Set the backlog gauges from the documents of this worker's partitions (only those: a
+    partition that moved away is counted by its new owner)."""
+    for phase, count in tasks_by_phase(items).items():
+        SCHEDULER_TASKS.labels(phase).set(count)
 
 
 def tick_envelope(tenant_id: str, now: datetime) -> dict[str, Any]:
@@ -62,7 +86,9 @@ async def ask_due_tenants(streams: StreamsApp) -> int:
     now = datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
     sent = 0
-    for tenant_id, due_ms in due_tenants(list(streams.schedulers.items()), now_ms):
+    documents = list(streams.schedulers.items())
+    measure_backlog(documents)
+    for tenant_id, due_ms in due_tenants(documents, now_ms):
         asked = streams.ticked.get(tenant_id)
         if asked is not None and time.monotonic() - asked < ASK_AGAIN_SECONDS:
             continue

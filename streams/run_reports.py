@@ -10,12 +10,14 @@ after a timeout) is recognised and recorded once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Producer
 
+from aion import tracing
 from commands.model import scoped_id
 from schemas.codec import Codec
 from schemas.topics import COMMANDS, producer_config
@@ -38,9 +40,15 @@ class Run:
 
 
 def report_command(
-    run: Run, kind: str, payload: dict[str, Any], sequence: int | str = 0, worker: str = "kernel"
+    run: Run,
+    kind: str,
+    payload: dict[str, Any],
+    sequence: int | str = 0,
+    worker: str = "kernel",
+    carrier: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The Avro value of one report command (envelope and payload)."""
+    """The Avro value of one report command (envelope and payload); ``carrier`` is the trace
+    context of the run's span, so the orchestrator's handling continues the run's trace."""
     command_id = str(
         uuid.uuid5(REPORT_NAMESPACE, f"{run.tenant_id}/{run.run_id}/{kind}/{sequence}")
     )
@@ -56,8 +64,8 @@ def report_command(
             "idempotency_key": None,
             "issued_at": datetime.now(UTC),
             "actor": f"kernel:{worker}",
-            "traceparent": None,
-            "tracestate": None,
+            "traceparent": (carrier or {}).get("traceparent"),
+            "tracestate": (carrier or {}).get("tracestate"),
         },
         "task_id": run.task_id,
         "run_id": run.run_id,
@@ -75,14 +83,15 @@ class RunReporter:
 
     def send(self, run: Run, kind: str, payload: dict[str, Any], sequence: int | str = 0) -> None:
         """``sequence`` tells apart several reports of one kind (progress steps, artifacts)."""
-        value = report_command(run, kind, payload, sequence, self.worker)
+        carrier = tracing.current_carrier()
+        value = report_command(run, kind, payload, sequence, self.worker, carrier)
         data = self.codec.encode(COMMANDS, kind, value)
         errors: list[Any] = []
         self.producer.produce(
             COMMANDS,
             key=run.tenant_id.encode(),
             value=data,
-            headers={"aion-type": kind.encode()},
+            headers={"aion-type": kind.encode(), **{k: v.encode() for k, v in carrier.items()}},
             on_delivery=lambda err, _msg: errors.append(err) if err else None,
         )
         if self.producer.flush(30) or errors:

@@ -1,0 +1,115 @@
+"""Traces: where spans go, and how a trace crosses Kafka.
+
+One command is one trace: the API's PRODUCER span writes W3C ``traceparent`` into the command
+envelope (and a Kafka header); every processor continues it from the record it handles and
+writes its own span's ``traceparent`` into what it produces. The envelope is the carrier that
+survives everything (export, import, replay); the header is for tools that read only headers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+from aion.trace_file import JsonLinesSpanExporter
+
+OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+CARRIED = ("traceparent", "tracestate")
+
+
+def provider(role: str, trace_file: Path | None = None) -> TracerProvider:
+    """A provider exporting by OTLP/HTTP when an endpoint is configured, and to a file if asked.
+
+    OTEL_SERVICE_NAME wins over our ``aion-<role>`` (compose names services its own way).
+    """
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": f"aion-{role}"}
+    made = TracerProvider(resource=Resource.create(attributes))
+    if any(os.environ.get(name) for name in OTLP_ENDPOINTS):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        made.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if trace_file is not None:
+        # Synchronous: a test reads the file right after the work, and a killed process
+        # must not take its last spans with it.
+        made.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(trace_file)))
+    return made
+
+
+def configure(role: str, trace_file: Path | None = None) -> None:
+    trace.set_tracer_provider(provider(role, trace_file))
+
+
+def header_values(headers: Any) -> dict[str, str]:
+    """Kafka headers (a list of pairs or a mapping, values bytes) as text, for the carried keys."""
+    pairs: Iterable[tuple[str, Any]] = (
+        headers.items() if isinstance(headers, Mapping) else (headers or [])
+    )
+    found = {}
+    for name, value in pairs:
+        if name in CARRIED and value is not None:
+            found[name] = value.decode() if isinstance(value, bytes) else str(value)
+    return found
+
+
+def parent_context(envelope: Mapping[str, Any] | None, headers: Any = None) -> Context | None:
+    """The trace context a record carries: its envelope's, else its Kafka headers'."""
+    carrier = {k: str(envelope[k]) for k in CARRIED if envelope and envelope.get(k)}
+    if "traceparent" not in carrier:
+        carrier = header_values(headers)
+    if "traceparent" not in carrier:
+        return None
+    return propagate.extract(carrier)
+
+
+def has_parent(envelope: Mapping[str, Any] | None) -> bool:
+    return bool(envelope and envelope.get("traceparent"))
+
+
+def current_carrier() -> dict[str, str]:
+    """``traceparent`` (and ``tracestate``) of the current span, to write into what we send."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def carry_into(envelope: dict[str, Any], carrier: Mapping[str, str]) -> None:
+    envelope["traceparent"] = carrier.get("traceparent")
+    envelope["tracestate"] = carrier.get("tracestate")
+
+
+def kafka_attributes(
+    topic: str,
+    key: bytes | str | None,
+    partition: int | None,
+    offset: int | None,
+    group: str,
+    operation: str = "process",
+) -> dict[str, Any]:
+    """Messaging semantic-convention attributes of a Kafka record being consumed."""
+    attributes: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.operation": operation,
+        "messaging.operation.type": operation,
+        "messaging.destination.name": topic,
+        "messaging.consumer.group.name": group,
+        "messaging.kafka.consumer.group": group,
+    }
+    if key is not None:
+        attributes["messaging.kafka.message.key"] = (
+            key.decode(errors="replace") if isinstance(key, bytes) else key
+        )
+    if partition is not None:
+        attributes["messaging.destination.partition.id"] = str(partition)
+        attributes["messaging.kafka.destination.partition"] = partition
+    if offset is not None:
+        attributes["messaging.kafka.message.offset"] = offset
+        attributes["messaging.kafka.offset"] = offset
+    return attributes
