@@ -18,6 +18,7 @@ from starlette.routing import Route
 from aion.settings import Settings
 from api import (
     artifacts,
+    audit,
     command_routes,
     commands,
     health,
@@ -102,6 +103,7 @@ OPERATIONS = [
         errors=("400", "404"),
     ),
     Operation("GET", live.COUNTERS_PATH, "The tenant's task and run counters", errors=("404",)),
+    Operation("GET", audit.PATH, audit.SUMMARY, errors=("400", "404", "422")),
     Operation("GET", "/healthz", "Liveness"),
     Operation(
         "GET",
@@ -170,6 +172,7 @@ def create_app(settings: Settings) -> Starlette:
         Route(live.EVENTS_PATH, live.task_events, methods=["GET"]),
         Route(live.COUNTERS_PATH, live.counters, methods=["GET"]),
         Route(live.STATUS_PATH, live.task_status, methods=["GET"]),
+        Route(audit.PATH, audit.list_audit, methods=["GET"]),
         Route("/healthz", health.healthz),
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),

@@ -11,6 +11,8 @@ from typing import Any
 import psycopg
 
 from projections.agents import AgentsProjection
+from projections.api_keys import ApiKeysProjection
+from projections.audit import AuditProjection
 from projections.command_outcomes import CommandOutcomesProjection
 from projections.enforcements import EnforcementsProjection
 from projections.models import ModelsProjection
@@ -21,7 +23,8 @@ from projections.tenants import TenantsProjection
 
 
 def default_parts() -> list[Projection]:
-    """Every entity read model, then the outcomes (which `Prefer: wait` polls)."""
+    """Every entity read model and the audit log, then the outcomes (which `Prefer: wait`
+    polls)."""
     return [
         TenantsProjection(),
         ModelsProjection(),
@@ -29,6 +32,8 @@ def default_parts() -> list[Projection]:
         PoliciesProjection(),
         TasksProjection(),
         EnforcementsProjection(),
+        ApiKeysProjection(),
+        AuditProjection(),
         CommandOutcomesProjection(),
     ]
 

@@ -31,7 +31,7 @@ Progress = Callable[[int, int], None]  # (events applied, events to apply)
 TABLES: dict[str, tuple[str, ...]] = {
     "core": (
         "tenants", "tenant_users", "models", "agents", "agent_versions", "policies", "tasks",
-        "runs", "artifacts", "enforcements", "command_outcomes",
+        "runs", "artifacts", "enforcements", "command_outcomes", "audit_log", "api_keys",
     ),
 }  # fmt: skip
 

@@ -13,6 +13,8 @@ from schemas import catalog
 COMMANDS = "aion.commands"
 DISPATCH = "aion.kernel.dispatch"
 DEADLETTER = "aion.deadletter"
+AUDIT = "aion.audit"
+AUDIT_NAMESPACE = "aion.audit"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 
@@ -83,6 +85,10 @@ def _records(kind: str, aggregate: str | None = None) -> tuple[str, ...]:
     return tuple(chosen)
 
 
+def _audit_records() -> tuple[str, ...]:
+    return tuple(n for n in catalog.all_records() if n.rsplit(".", 1)[0] == AUDIT_NAMESPACE)
+
+
 def _events_topic_spec(aggregate: str) -> TopicSpec:
     return TopicSpec(
         events_topic(aggregate),
@@ -102,6 +108,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         doc="Commands accepted at the edge, waiting for their aggregate's decider.",
     ),
     *(_events_topic_spec(a) for a in EVENT_KEYS),
+    TopicSpec(
+        AUDIT,
+        key="tenant id (_platform for a platform admin acting on no tenant)",
+        records=_audit_records(),
+        doc="Security facts the API observes that are not domain events: sign-ins, sign-outs "
+        "and requests refused before anything was produced. With the events topics, the "
+        "audit log's source. Kept forever.",
+    ),
     TopicSpec(
         DISPATCH,
         key="run id (<tenant>/<task id>.<attempt>): runs spread evenly over the kernel workers",

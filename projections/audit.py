@@ -1,0 +1,140 @@
+"""The audit log: who did what, one row per event of every events topic and of `aion.audit`.
+
+The log is the event log itself, classified: a command's events (its rejection included), a
+policy change, a policy engine's verdict, and the security facts only the API sees (sign-in,
+sign-out, a refused request, on `aion.audit`). A row is keyed by its event's Kafka position, so
+applying an event again (a redelivery, a replay) changes nothing; part of the core projection,
+so it commits with the core's checkpoint (decision 33).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from projections.runner import Position
+from projections.storable import storable
+from schemas.topics import AUDIT, TOPICS
+
+SIGNED_IN = "aion.audit.SignedIn"
+SIGNED_OUT = "aion.audit.SignedOut"
+ACCESS_DENIED = "aion.audit.AccessDenied"
+COMMAND_REJECTED = "aion.CommandRejected"
+POLICY_CHANGES = frozenset({"aion.policy.PolicyPut", "aion.policy.PolicyDeleted"})
+ENFORCEMENT = "aion.enforcement.EnforcementDecided"
+
+KINDS = ("login", "logout", "command", "policy_change", "denial", "enforcement")
+OUTCOMES = ("ok", "rejected", "allow", "deny", "denied")
+DETAIL_TEXT_MAX = 500  # characters of one string in `detail`: an audit row stays small
+
+INSERT = (
+    'insert into audit_log (topic, partition, "offset", tenant_id, occurred_at, actor, kind,'
+    " action, target, outcome, command_id, event_id, detail) values (%s, %s, %s, %s, %s, %s,"
+    " %s, %s, %s, %s, %s, %s, %s) on conflict do nothing"
+)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What an event says for the audit log (the envelope supplies who, when and the tenant)."""
+
+    kind: str
+    action: str
+    outcome: str
+    target: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def short(name: str) -> str:
+    """``aion.policy.PolicyPut`` -> ``PolicyPut``."""
+    return name.rsplit(".", 1)[-1]
+
+
+def _small(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > DETAIL_TEXT_MAX:
+        return value[:DETAIL_TEXT_MAX] + "…"
+    if isinstance(value, list):
+        return [_small(v) for v in value[:20]]
+    return value
+
+
+def _pick(value: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The named fields that the event has and are set, kept small."""
+    return {n: _small(value[n]) for n in names if value.get(n) not in (None, "", [])}
+
+
+def target_of(envelope: dict[str, Any]) -> str:
+    """``<aggregate type>/<local id>``: the tenant prefix of the aggregate id is dropped (the
+    row is the tenant's already)."""
+    tenant, local = envelope["tenant_id"], envelope["aggregate_id"]
+    if local != tenant:
+        local = local.removeprefix(f"{tenant}/")
+    return f"{envelope['aggregate_type']}/{local}"
+
+
+def classify(record_name: str, value: dict[str, Any]) -> AuditEntry:
+    """The audit entry of one decoded event. Pure, so that every kind is unit-tested."""
+    env = value["envelope"]
+    if record_name == SIGNED_IN:
+        detail = _pick(value, "method", "roles", "session_id", "token_id")
+        return AuditEntry("login", short(record_name), "ok", None, detail)
+    if record_name == SIGNED_OUT:
+        return AuditEntry("logout", short(record_name), "ok", None, _pick(value, "session_id"))
+    if record_name == ACCESS_DENIED:
+        detail = _pick(value, "method", "path", "action", "reason", "status", "via", "roles")
+        return AuditEntry("denial", short(record_name), "denied", value.get("path"), detail)
+    if record_name in POLICY_CHANGES:
+        detail = _pick(value, "policy_id", "policy_version")
+        return AuditEntry("policy_change", short(record_name), "ok", target_of(env), detail)
+    if record_name == ENFORCEMENT:
+        tenant = env["tenant_id"]
+        subject = str(value.get("subject_id", "")).removeprefix(f"{tenant}/")
+        detail = _pick(value, "enforcement_id", "action", "policy_ids")
+        target = f"{value.get('subject_type')}/{subject}"
+        outcome = "allow" if value.get("decision") == "allow" else "deny"
+        return AuditEntry("enforcement", short(record_name), outcome, target, detail)
+    if record_name == COMMAND_REJECTED:
+        # The refused command is what the actor tried: more telling than "CommandRejected".
+        detail = _pick(value, "code", "reason", "field")
+        action = short(value.get("command_type") or record_name)
+        return AuditEntry("command", action, "rejected", target_of(env), detail)
+    if record_name.endswith("Rejected"):  # a policy's denial: AgentDeploymentRejected, ...
+        detail = _pick(value, "reason", "field")
+        return AuditEntry("command", short(record_name), "rejected", target_of(env), detail)
+    return AuditEntry("command", short(record_name), "ok", target_of(env), _pick(value, "reason"))
+
+
+class AuditProjection:
+    name = "audit"
+    topics: tuple[str, ...] = (
+        *(t.name for t in TOPICS if t.name.startswith("aion.events.")),
+        AUDIT,
+    )
+
+    def apply(
+        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
+    ) -> None:
+        value = storable(value)
+        env = value["envelope"]
+        entry = classify(record_name, value)
+        cur.execute(
+            INSERT,
+            (
+                at.topic,
+                at.partition,
+                at.offset,
+                env["tenant_id"],
+                env["occurred_at"],
+                env["actor"],
+                entry.kind,
+                entry.action,
+                entry.target,
+                entry.outcome,
+                env["command_id"] or None,
+                env["event_id"],
+                Jsonb(entry.detail),
+            ),
+        )
