@@ -6,13 +6,16 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\033[1;34m[bootstrap]\033[0m %s\n' "$*" >&2; }
 
-# 1. Debian packages: PostgreSQL's server binaries and redis-server (java, mvn, cargo are
-#    expected on the machine; `aion stack up` names the install command of any that is missing).
+# 1. Debian packages: PostgreSQL's server binaries, redis-server, and promtool (from the
+#    prometheus package: the tests check compose/'s Prometheus config and alert rules with it).
+#    java, mvn, cargo are expected on the machine; `aion stack up` names the install command of
+#    any that is missing.
 need=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v mvn >/dev/null || need+=(maven)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing Debian packages: ${need[*]}"

@@ -20,7 +20,9 @@ from aion.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_DIR = ROOT / "compose"
 
-AION_SERVICES = ("aion-api", "aion-worker", "aion-projector")
+AION_SERVICES = ("aion-api", "aion-worker", "aion-kernel", "aion-projector")
+# The roles without an HTTP server serve Prometheus metrics on a port of their own.
+METRICS_ROLES = {"aion-worker": "worker", "aion-kernel": "kernel", "aion-projector": "projector"}
 EXPECTED_SERVICES = (
     *AION_SERVICES,
     "kafka",
@@ -44,7 +46,7 @@ ADDRESSES = (
     ("AION_REDIS_URL", "redis", 6379),
     ("AION_S3_ENDPOINT", "minio", 9000),
     ("AION_QDRANT_URL", "qdrant", 6333),
-    ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector", 4317),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector", 4318),  # OTLP/HTTP
 )
 
 Service = dict[str, Any]
@@ -302,6 +304,37 @@ def test_prometheus_scrapes_the_collector_exporter(
 ) -> None:
     exporter_port = address(collector["exporters"]["prometheus"]["endpoint"]).port
     assert (f"otel-collector:{exporter_port}", "/metrics") in scrape_targets(prometheus)
+
+
+@pytest.mark.parametrize(("service", "role"), METRICS_ROLES.items())
+def test_prometheus_scrapes_each_role_where_it_listens(
+    prometheus: dict[str, Any], services: dict[str, Service], service: str, role: str
+) -> None:
+    """The role's port as Settings gives it, on all interfaces, declared, and scraped."""
+    env = environment(services[service])
+    settings = Settings(api_host=env.get("AION_API_HOST", "127.0.0.1"), metrics_port=None)
+    port = settings.metrics_port_of(role)
+    assert settings.api_host == "0.0.0.0"
+    assert port in container_ports(services[service])
+    assert (f"{service}:{port}", "/metrics") in scrape_targets(prometheus)
+
+
+def test_prometheus_loads_the_alert_rules_it_is_given(
+    prometheus: dict[str, Any], services: dict[str, Service]
+) -> None:
+    mounts = dict(volume.split(":")[:2] for volume in services["prometheus"]["volumes"])
+    config_dir = Path(mounts["./prometheus/prometheus.yml"]).parent
+    for rule_file in prometheus["rule_files"]:
+        assert mounts[f"./prometheus/{rule_file}"] == str(config_dir / rule_file)
+
+
+def test_grafana_loads_the_dashboards_it_is_given(services: dict[str, Service]) -> None:
+    providers = load_yaml("grafana/provisioning/dashboards/aion.yml")["providers"]
+    mounts = dict(volume.split(":")[:2] for volume in services["grafana"]["volumes"])
+    assert {provider["options"]["path"] for provider in providers} == {
+        mounts["./grafana/dashboards"]
+    }
+    assert sorted((COMPOSE_DIR / "grafana" / "dashboards").glob("*.json"))
 
 
 def test_grafana_datasource_is_prometheus(services: dict[str, Service]) -> None:
