@@ -204,17 +204,46 @@ def up(
     raise typer.Exit(code)
 
 
+@app.command()
+def token(
+    tenant: str | None = typer.Option(None, help="The tenant the token is for."),
+    role: list[str] = typer.Option(
+        [], help="admin, operator, developer, viewer or platform-admin; repeatable."
+    ),
+    user: str = typer.Option("dev", help="The user name (the token's sub)."),
+    platform_admin: bool = typer.Option(False, "--platform-admin", help="Add platform-admin."),
+    id_token: bool = typer.Option(False, help="Print the ID token instead."),
+) -> None:
+    """Print a bearer token from the local OIDC provider (for curl: -H "Authorization: Bearer
+    $(aion token --tenant demo --role developer)")."""
+    from aion.local_tokens import TokenError, login
+
+    roles = [*role, *(["platform-admin"] if platform_admin else [])] or ["viewer"]
+    try:
+        tokens = login(settings_module.load(), user, tenant, roles)
+    except TokenError as exc:
+        raise _fail(exc) from exc
+    print(tokens.id_token if id_token else tokens.access_token)
+
+
 @app.command("docs")
 def docs_command(
-    what: str = typer.Argument("topics", help="Which document: topics."),
+    what: str = typer.Argument("topics", help="Which document: topics or cedar."),
 ) -> None:
-    """Regenerate a generated document under docs/ (topics: docs/topics.md)."""
-    from schemas.topics_doc import render
+    """Regenerate a generated file (topics: docs/topics.md; cedar: the API's Cedar actions,
+    commands/cedar_api_actions.json)."""
+    if what == "topics":
+        from schemas.topics_doc import render
 
-    if what != "topics":
-        raise _fail(ValueError(f"unknown document {what!r}; the only one is 'topics'"))
-    target = Path("docs/topics.md")
-    target.write_text(render())
+        target = Path("docs/topics.md")
+        target.write_text(render())
+    elif what == "cedar":
+        from api.app import cedar_api_actions
+
+        target = Path("commands/cedar_api_actions.json")
+        target.write_text(cedar_api_actions())
+    else:
+        raise _fail(ValueError(f"unknown document {what!r}; use 'topics' or 'cedar'"))
     console.print(f"wrote {target}")
 
 

@@ -90,9 +90,11 @@ class StepResult:
     detail: str
 
 
-def seed(api: str) -> list[StepResult]:
+def seed(api: str, token: str) -> list[StepResult]:
+    """The demo's commands, sent as a platform admin (``token``)."""
     results = []
-    with httpx.Client(base_url=api, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=api, timeout=30, headers=headers) as client:
         for what, path, body in DEMO_STEPS[:1]:
             response = client.post(path, json=body, headers={"Prefer": "wait=20"})
             results.append(StepResult(what, response.status_code, _detail(response)))

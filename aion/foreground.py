@@ -18,11 +18,13 @@ import httpx
 from rich.console import Console
 
 from aion import demo as demo_module
+from aion import local_tokens
 from aion.bootstrap import bootstrap
 from aion.progress import reporter
 from aion.settings import Settings
 from aion.stack.manager import Stack
 from aion.stack.process import StackError, tail
+from api.principal import PLATFORM_ADMIN
 
 ROLES = ("serve", "worker", "projector", "kernel")
 PROCESS_LOGS = ".aion/logs/<serve|worker|projector>.log"
@@ -51,7 +53,8 @@ def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -
     try:
         wait_ready(api, children)
         if demo:
-            demo_module.print_results(demo_module.seed(api), console)
+            admin = local_tokens.login(settings, "demo-admin", None, [PLATFORM_ADMIN])
+            demo_module.print_results(demo_module.seed(api, admin.access_token), console)
         print_where_to_look(settings, console, api)
         while not stopping:
             exited = [role for role, c in zip(ROLES, children, strict=True) if c.poll() is not None]
@@ -114,7 +117,10 @@ def print_where_to_look(settings: Settings, console: Console, api: str) -> None:
     env = settings.client_env()
     console.print(
         "\n[bold green]Aion is up.[/bold green] Where to look:\n"
-        f"  API             {api}  (try: curl {api}/v1/tenants/demo)\n"
+        f"  API             {api}\n"
+        "  A token         TOKEN=$(aion token --tenant demo --role admin)\n"
+        f'  Try             curl -H "Authorization: Bearer $TOKEN" {api}/v1/tenants/demo\n'
+        f"  Sign in         {api}/auth/login  (OIDC provider {settings.issuer})\n"
         f"  OpenAPI         {api}/openapi.json\n"
         f"  Readiness       {api}/readyz    Metrics {api}/metrics\n"
         f"  Kafka           {env['AION_KAFKA_BOOTSTRAP']}\n"

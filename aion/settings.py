@@ -22,6 +22,10 @@ REGISTRY_MANAGEMENT_PORT = 19001
 POSTGRES_PORT = 15432
 REDIS_PORT = 16379
 S3_PORT = 19000
+OIDC_PORT = 18090
+# Prometheus endpoints of the process roles that have no HTTP server of their own (the API
+# serves /metrics on its port). AION_METRICS_PORT overrides one process's port; 0 turns it off.
+METRICS_PORTS = {"worker": 18101, "kernel": 18102, "projector": 18103}
 
 
 class Settings(BaseSettings):
@@ -79,6 +83,37 @@ class Settings(BaseSettings):
         default=1.0, description="Seconds between the orchestrator timer's looks at due work."
     )
 
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL; its discovery document names the JWKS. Unset:"
+        " the local stack's provider.",
+    )
+    oidc_audience: str = Field(default="aion", description="The `aud` every token must carry.")
+    oidc_algorithms: str = Field(
+        default="RS256,ES256,PS256",
+        description="Comma-separated signature algorithms accepted (never `none` or HMAC).",
+    )
+    oidc_leeway_s: int = Field(default=30, description="Clock skew allowed on exp, nbf and iat.")
+    oidc_client_id: str = Field(default="aion-console", description="The console's client id.")
+    oidc_tenant_claim: str = Field(default="tenant", description="Claim naming the tenant.")
+    oidc_roles_claim: str = Field(default="roles", description="Claim listing the roles.")
+    jwks_refresh_min_s: float = Field(
+        default=10.0, description="At most one JWKS refetch per this many seconds (unknown kid)."
+    )
+    session_ttl_s: int = Field(default=8 * 3600, description="Browser session lifetime.")
+    rate_tenant_per_s: float = Field(default=200.0, description="Requests/s per tenant.")
+    rate_tenant_burst: int = Field(default=400, description="Burst per tenant.")
+    rate_caller_per_s: float = Field(default=100.0, description="Requests/s per token or key.")
+    rate_caller_burst: int = Field(default=200, description="Burst per token or API key.")
+    metrics_port: int | None = Field(
+        default=None,
+        description="This process's Prometheus port (worker, kernel, projector); 0: none.",
+    )
+    trace_file: Path | None = Field(
+        default=None,
+        description="Write finished spans as JSON lines to this file (tests, debugging).",
+    )
+
     @property
     def stack_dir(self) -> Path:
         return self.home.resolve()
@@ -110,7 +145,22 @@ class Settings(BaseSettings):
             return self.qdrant_url
         return str(self.qdrant_path or self.stack_dir / "qdrant")
 
+    @cached_property
+    def issuer(self) -> str:
+        return self.oidc_issuer or f"http://127.0.0.1:{OIDC_PORT}/aion"
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.oidc_algorithms.split(",") if a.strip())
+
+    def metrics_port_of(self, role: str) -> int:
+        """The Prometheus port of a process role (0: none)."""
+        if self.metrics_port is not None:
+            return self.metrics_port
+        return METRICS_PORTS.get(role, 0)
+
     @field_validator(
+        "oidc_issuer",
         "kafka_bootstrap",
         "schema_registry_url",
         "database_url",
@@ -133,6 +183,7 @@ class Settings(BaseSettings):
             "redis": self.redis_url is not None,
             "s3": self.s3_endpoint is not None,
             "qdrant": self.qdrant_url is not None,
+            "oidc": self.oidc_issuer is not None,
         }
 
     def client_env(self) -> dict[str, str]:
@@ -151,6 +202,7 @@ class Settings(BaseSettings):
             "AION_QDRANT_URL" if self.qdrant_url else "AION_QDRANT_PATH": self.qdrant_location,
             # The searching process must embed queries as the projector embedded the points.
             "AION_EMBEDDER": self.embedder,
+            "AION_OIDC_ISSUER": self.issuer,
         }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,19 +18,23 @@ from starlette.routing import Route
 
 from aion.settings import Settings
 from api import (
+    api_keys,
     artifacts,
     audit,
     command_routes,
     commands,
     health,
     live,
+    login,
     modules,
     queries,
     search,
     tenants,
 )
+from api.access import AccessMiddleware
+from api.authorization import schema_actions
 from api.command_routes import COMMAND_ROUTES
-from api.openapi import Operation, document
+from api.openapi import Operation, document, is_public
 from api.problems import Problem, problem_response
 from api.state import ApiState
 
@@ -104,6 +109,25 @@ OPERATIONS = [
     ),
     Operation("GET", live.COUNTERS_PATH, "The tenant's task and run counters", errors=("404",)),
     Operation("GET", audit.PATH, audit.SUMMARY, errors=("400", "404", "422")),
+    Operation(
+        "POST",
+        api_keys.PATH,
+        "Create an API key (name, roles, optional rate_per_s and burst); the response shows "
+        "the key once",
+        ok={"202": "Accepted; decided asynchronously", "201": "Created (when waiting)"},
+        errors=("400", "404", "409", "422"),
+    ),
+    Operation(
+        "DELETE",
+        api_keys.KEY_PATH,
+        "Revoke an API key (optional ?reason=)",
+        ok={"202": "Accepted; decided asynchronously", "200": "The outcome (when waiting)"},
+        errors=("400", "404", "409"),
+    ),
+    Operation("GET", "/auth/login", "Sign in: authorization code with PKCE at the issuer"),
+    Operation("GET", "/auth/callback", "The issuer's redirect: sets the session cookie"),
+    Operation("POST", "/auth/logout", "End the browser session"),
+    Operation("GET", "/auth/session", "Who the session cookie signs in", errors=("401",)),
     Operation("GET", "/healthz", "Liveness"),
     Operation(
         "GET",
@@ -161,6 +185,8 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         *command_routes.routes(),
+        *api_keys.routes(),
+        *login.routes(),
         Route("/v1/tenants/{tenant}", tenants.get_tenant, methods=["GET"]),
         Route("/v1/tenants/{tenant}/users", tenants.list_users, methods=["GET"]),
         Route("/v1/tenants/{tenant}/modules", modules.upload_module, methods=["POST"]),
@@ -181,6 +207,23 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(MetricsMiddleware)],
+        middleware=[Middleware(MetricsMiddleware), Middleware(AccessMiddleware)],
         exception_handlers={Problem: on_problem, HTTPException: on_http_error},
     )
+
+
+def guarded_routes(app: Starlette) -> set[tuple[str, str]]:
+    """(method, path template) of every route behind the access gate."""
+    found = set()
+    for route in app.routes:
+        path = str(getattr(route, "path", ""))
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD" and not is_public(path):
+                found.add((method, path))
+    return found
+
+
+def cedar_api_actions() -> str:
+    """The Cedar schema's API actions, as committed in commands/cedar_api_actions.json."""
+    actions = schema_actions(guarded_routes(create_app(Settings())))
+    return json.dumps(actions, indent=2, sort_keys=True) + "\n"

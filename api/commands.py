@@ -50,6 +50,9 @@ class CommandRequest:
     aggregate_id: str
     payload: dict[str, Any]
     created_location: str | None = None  # set for a create: 201 + Location when waited
+    # What Idempotency-Key retries are compared on, when not the payload (the API generated
+    # part of it, e.g. an API key's id and secret hash, which differ on every attempt).
+    fingerprint_of: dict[str, Any] | None = None
 
 
 def requested_wait(request: Request) -> float:
@@ -91,12 +94,25 @@ def expected_version(request: Request) -> int | None:
     return int(value)
 
 
+def actor_of(request: Request) -> str:
+    """The authenticated caller (api/access.py put it in the request's state)."""
+    principal = getattr(request.state, "principal", None)
+    return "anonymous" if principal is None else str(principal.subject)
+
+
+def roles_of(request: Request) -> list[str]:
+    principal = getattr(request.state, "principal", None)
+    return [] if principal is None else sorted(principal.roles)
+
+
 async def submit(request: Request, command: CommandRequest) -> Response:
     state: ApiState = request.app.state.api
     wait = requested_wait(request)
     expected = expected_version(request)
     key = request.headers.get("idempotency-key")
-    digest = idempotency.fingerprint(request.method, request.url.path, command.payload, expected)
+    digest = idempotency.fingerprint(
+        request.method, request.url.path, command.fingerprint_of or command.payload, expected
+    )
     command_id = str(uuid.uuid4())
     if key is not None:
         claim = await idempotency.claim(state.redis, command.tenant_id, key, digest)
@@ -104,7 +120,9 @@ async def submit(request: Request, command: CommandRequest) -> Response:
         if not claim.first:
             return replay(claim, command)
     try:
-        position = await produce(state, command, command_id, expected, key)
+        position = await produce(
+            state, command, command_id, expected, key, actor_of(request), roles_of(request)
+        )
     except Exception:
         if key is not None:
             await idempotency.release(state.redis, command.tenant_id, key)
@@ -121,6 +139,8 @@ async def produce(
     command_id: str,
     expected: int | None,
     key: str | None,
+    actor: str,
+    roles: list[str],
 ) -> dict[str, Any]:
     attributes = {
         "messaging.system": "kafka",
@@ -146,7 +166,8 @@ async def produce(
             "expected_version": expected,
             "idempotency_key": key,
             "issued_at": int(time.time() * 1000),
-            "actor": "anonymous",  # authentication arrives with the security issue
+            "actor": actor,
+            "actor_roles": roles,
             "traceparent": carrier.get("traceparent"),
             "tracestate": carrier.get("tracestate"),
         }
@@ -166,7 +187,7 @@ async def produce(
         )
     await state.redis.set(
         f"aion:command:{command_id}",
-        f"{delivered.partition}:{delivered.offset}",
+        f"{delivered.partition}:{delivered.offset}:{command.tenant_id}",
         ex=PENDING_TTL_SECONDS,
     )
     return {"topic": delivered.topic, "partition": delivered.partition, "offset": delivered.offset}
@@ -272,14 +293,23 @@ async def wait_for_outcome(
         delay = min(delay * 1.5, 0.1)
 
 
+def visible(request: Request, tenant_id: str) -> bool:
+    """Another tenant's command is as unknown as a command that never was (no 403 oracle)."""
+    principal = getattr(request.state, "principal", None)
+    return principal is None or principal.platform_admin or principal.tenant == tenant_id
+
+
 async def get_command(request: Request) -> Response:
     state: ApiState = request.app.state.api
     command_id = request.path_params["command_id"]
     outcome = await load_outcome(state, command_id)
-    if outcome is not None:
+    if outcome is not None and visible(request, str(outcome["tenant_id"])):
         return JSONResponse(outcome)
-    pending = await state.redis.get(f"aion:command:{command_id}")
-    if pending is None:
+    pending = await state.redis.get(f"aion:command:{command_id}") if outcome is None else None
+    text = "" if pending is None else (pending.decode() if isinstance(pending, bytes) else pending)
+    partition, _, rest = text.partition(":")
+    offset, _, tenant_id = rest.partition(":")
+    if pending is None or not visible(request, tenant_id):
         raise Problem(
             404,
             "not-found",
@@ -287,8 +317,6 @@ async def get_command(request: Request) -> Response:
             f"no command {command_id} is known",
             field="command_id",
         )
-    text = pending.decode() if isinstance(pending, bytes) else str(pending)
-    partition, offset = text.split(":")
     return JSONResponse(
         {
             "command_id": command_id,

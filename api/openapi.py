@@ -19,8 +19,34 @@ PROBLEM_CODES = {
     "413": "Body too large",
     "415": "Unsupported media type",
     "422": "A field is invalid; `field` names it as a JSON pointer",
+    "401": "No valid credential; `reason` says what was wrong with it",
+    "403": "The caller's roles or the tenant's policies forbid it; `policies` names them",
+    "429": "Rate limited; Retry-After says when to come back",
     "503": "A service this needs is unavailable; `detail` says which and why",
 }
+
+
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An OIDC access token of the configured issuer (`aion token` locally)",
+    },
+    "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "aion_<key id>_<secret>; also accepted as a bearer token",
+    },
+    "session": {"type": "apiKey", "in": "cookie", "name": "aion_session"},
+}
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/auth/")
+
+
+def is_public(path: str) -> bool:
+    """Paths every caller may use without a credential (api/access.py lets them through)."""
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in PUBLIC_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -128,10 +154,20 @@ def document(operations: list[Operation]) -> dict[str, Any]:
                 "description": PROBLEM_CODES[status],
                 "content": {"application/problem+json": {"schema": PROBLEM}},
             }
+        if not is_public(op.path):
+            entry["security"] = [{"bearer": []}, {"apiKey": []}, {"session": []}]
+            for status in ("401", "403", "429"):
+                entry["responses"].setdefault(
+                    status,
+                    {
+                        "description": PROBLEM_CODES[status],
+                        "content": {"application/problem+json": {"schema": PROBLEM}},
+                    },
+                )
         paths.setdefault(op.path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
         "info": {"title": "Aion control plane API", "version": "0.1.0"},
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
     }

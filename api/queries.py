@@ -62,7 +62,15 @@ class Item:
         return f"select {', '.join(self.columns)} from {self.table} where {where}"
 
 
+API_KEY_COLUMNS = ("key_id", "name", "roles", "status", "rate_per_s", "burst", "expires_at",
+                   "revoked_reason", "created_by", "version", "created_at",
+                   "updated_at")  # fmt: skip
+
 LISTS: dict[str, tuple[Listing, str]] = {
+    f"{T}/api-keys": (
+        Listing("api_keys", API_KEY_COLUMNS, ("key_id",), TENANT, {"status": "status"}),
+        "The tenant's API keys (never their secrets); filter by status",
+    ),
     f"{T}/models": (
         Listing("models", MODEL_COLUMNS, ("model_name",), TENANT, {"kind": "kind"}),
         "The tenant's models, by name",

@@ -12,7 +12,10 @@ from redis.asyncio import Redis
 
 from aion.settings import Settings
 from aion.stack.s3 import s3_client
+from api.authorization import TenantPolicies
 from api.producer import AsyncProducer
+from api.rate_limits import RateLimiter
+from api.tokens import TokenVerifier
 from projections.vector_service import SearchIndex
 from schemas.codec import Codec
 
@@ -26,6 +29,9 @@ class ApiState:
     redis: Redis
     s3: Minio
     search: SearchIndex
+    tokens: TokenVerifier
+    limiter: RateLimiter
+    tenant_policies: TenantPolicies
 
     @classmethod
     async def open(cls, settings: Settings) -> ApiState:
@@ -35,20 +41,25 @@ class ApiState:
         await db.open(wait=True, timeout=30)
         search = SearchIndex(settings)
         await asyncio.to_thread(search.start)  # loads the embedder; embedded: the projection
+        redis = Redis.from_url(settings.redis)
         return cls(
             settings=settings,
             producer=AsyncProducer(settings.kafka),
             codec=Codec(settings.registry),
             db=db,
-            redis=Redis.from_url(settings.redis),
+            redis=redis,
             s3=s3_client(
                 settings.s3, settings.s3_access_key, settings.s3_secret_key, settings.s3_secure
             ),
             search=search,
+            tokens=TokenVerifier(settings),
+            limiter=RateLimiter(redis),
+            tenant_policies=TenantPolicies(),
         )
 
     async def close(self) -> None:
         await asyncio.to_thread(self.search.stop)
         self.producer.close()
         await self.db.close()
+        await self.tokens.close()
         await self.redis.aclose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands import agent, model_registry, policy, task, tenant
+from commands import agent, api_key, model_registry, policy, task, tenant
 from commands.aggregate import Aggregate
 
 AGGREGATES: dict[str, Aggregate] = {
@@ -13,6 +13,7 @@ AGGREGATES: dict[str, Aggregate] = {
         agent.aggregate,
         policy.aggregate,
         task.aggregate,
+        api_key.aggregate,
     )
 }
 

@@ -16,7 +16,7 @@ against another policy set (``aion policy simulate``) without the state it was m
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -67,7 +67,7 @@ class Verdict:
         return f"{action} denied: no policy permits it"
 
 
-def _static_policies(policy_id: str, text: str) -> dict[str, Any]:
+def static_policies(policy_id: str, text: str) -> dict[str, Any]:
     """A policy text's static policies in Cedar's JSON form, named after our policy id (and
     numbered when one text holds several), so that Cedar's reasons name our policies."""
     found = json.loads(cedarpy.policies_to_json_str(text))["staticPolicies"]
@@ -82,7 +82,7 @@ def compile_policies(tenant_policies: tuple[tuple[str, str], ...]) -> cedarpy.Po
     """One parsed set per distinct tenant policy set: parsing dominates a Cedar call."""
     statics: dict[str, Any] = {}
     for policy_id, text in (*BASELINE.items(), *PLATFORM_DEFAULT.items(), *tenant_policies):
-        statics.update(_static_policies(policy_id, text))
+        statics.update(static_policies(policy_id, text))
     return cedarpy.PolicySet.from_json_str(
         json.dumps({"staticPolicies": statics, "templates": {}, "templateLinks": []})
     )
@@ -141,9 +141,12 @@ def _labels(labels: Mapping[str, str] | None) -> list[str]:
 
 
 def _principal(
-    tenant_id: str, tenant: Mapping[str, Any], actor: str
+    tenant_id: str, tenant: Mapping[str, Any], actor: str, actor_roles: Sequence[str] = ()
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    roles = (tenant.get("users") or {}).get(actor) or []
+    """The user and its roles: those the API authenticated (token or key) with those the
+    tenant assigned to that user id."""
+    registered = (tenant.get("users") or {}).get(actor) or []
+    roles = sorted({*registered, *actor_roles})
     tenant_entity = {
         "uid": _uid("Tenant", tenant_id),
         "attrs": {"status": str(tenant.get("status") or "active")},
@@ -187,6 +190,7 @@ def request_for(
     now_ms: int,
     manifest: Mapping[str, Any],
     task: Mapping[str, Any] | None = None,
+    actor_roles: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The Cedar request for a command, with every entity it refers to.
 
@@ -194,7 +198,7 @@ def request_for(
     fields (task_id, input_bytes, labels) for SubmitTask.
     """
     action, _ = ACTIONS[command_type]
-    tenant_entity, principal = _principal(tenant_id, tenant, actor)
+    tenant_entity, principal = _principal(tenant_id, tenant, actor, actor_roles)
     agent = agent_entity(tenant_id, manifest)
     entities = [tenant_entity, principal["user"], *principal["roles"], agent]
     resource = agent["uid"]

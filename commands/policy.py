@@ -6,6 +6,7 @@ non-blank here; the stream processor validates it against the Cedar schema after
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,7 +54,18 @@ def check_policy_id(policy_id: Any) -> Rejection | None:
     return None
 
 
-CEDAR_SCHEMA = (Path(__file__).parent / "cedar_schema.json").read_text()
+def _schema() -> str:
+    """Our entity types and actions, with the API's actions (generated from its routes by
+    `aion docs cedar`), so that a tenant policy may restrict API calls too."""
+    here = Path(__file__).parent
+    schema = json.loads((here / "cedar_schema.json").read_text())
+    api_actions = json.loads((here / "cedar_api_actions.json").read_text())
+    schema[""]["entityTypes"].setdefault("Platform", {})
+    schema[""]["actions"].update(api_actions)
+    return json.dumps(schema)
+
+
+CEDAR_SCHEMA = _schema()
 
 
 def check_cedar(text: str) -> Rejection | None:

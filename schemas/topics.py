@@ -62,6 +62,7 @@ NAMESPACE_AGGREGATE = {
     "aion.run": "task",
     "aion.artifact": "task",
     "aion.enforcement": "enforcement",
+    "aion.api_key": "api_key",
 }
 REJECTED = "aion.CommandRejected"
 EVENT_KEYS = {
@@ -71,6 +72,7 @@ EVENT_KEYS = {
     "policy": "<tenant>/<policy id>",
     "task": "<tenant>/<task id>",
     "enforcement": "<tenant>/<subject id> of the decision's subject",
+    "api_key": "<tenant>/<key id>",
 }
 
 

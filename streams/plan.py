@@ -255,6 +255,7 @@ class _Planning:
             self.now_ms,
             manifest,
             task,
+            actor_roles=list(command.envelope.get("actor_roles") or []),
         )
         policies = enforcement.compile_policies(enforcement.policy_key(self.tenant_policies()))
         verdict = enforcement.evaluate(request, policies)

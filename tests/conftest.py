@@ -20,6 +20,7 @@ import pytest
 
 from aion.settings import Settings
 from aion.stack.manager import Stack
+from tests.stack.identity import admin_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +80,8 @@ class AionProcesses:
             **extra_env,
         }
         name = extra_env.get("AION_WORKER_ID", role) if role == "worker" else role
+        # Every process writes its finished spans here, so tests can follow one trace.
+        env.setdefault("AION_TRACE_FILE", str(self.logs / f"traces-{name}.jsonl"))
         with (self.logs / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "aion", role],
@@ -118,7 +121,12 @@ class AionProcesses:
             self.check_alive()
             try:
                 if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    decided = httpx.post(f"{self.base}/v1/tenants?wait=5", json=probe, timeout=30)
+                    decided = httpx.post(
+                        f"{self.base}/v1/tenants?wait=5",
+                        json=probe,
+                        timeout=30,
+                        headers=admin_headers(),
+                    )
                     if decided.status_code in (201, 409):
                         return
             except httpx.HTTPError:
@@ -161,5 +169,7 @@ def system(processes: AionProcesses) -> str:
 
 @pytest.fixture()
 def api(system: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=system, timeout=30) as client:
+    from tests.stack.identity import admin_client
+
+    with admin_client(system) as client:
         yield client

@@ -83,6 +83,7 @@ class Service(ABC):
             "redis": "AION_REDIS_URL",
             "s3": "AION_S3_ENDPOINT",
             "qdrant": "AION_QDRANT_URL",
+            "oidc": "AION_OIDC_ISSUER",
         }[self.name]
 
     def status(self) -> ServiceStatus:

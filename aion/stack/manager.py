@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from aion.settings import Settings
 from aion.stack.base import Service, ServiceStatus
 from aion.stack.kafka import Kafka
+from aion.stack.oidc import Oidc
 from aion.stack.postgres import Postgres
 from aion.stack.process import StackError
 from aion.stack.qdrant import Qdrant
@@ -35,6 +36,7 @@ class Stack:
             Kafka(settings),
             Registry(settings),
             Qdrant(settings),
+            Oidc(settings),
         ]
 
     def service(self, name: str) -> Service:

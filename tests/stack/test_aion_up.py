@@ -16,6 +16,7 @@ from aion.stack.manager import Stack
 from aion.stack.process import port_open
 from schemas.topics import events_topic
 from tests.conftest import ROOT, free_port
+from tests.stack.identity import bearer
 from tests.stack.kafka_reading import has, names, records_until
 
 
@@ -40,7 +41,11 @@ def test_aion_up_serves_the_demo_tenant_and_stops_cleanly_on_ctrl_c(
             text = log.read_text()
             assert "Aion is up" in text, text[-3000:]
             assert f"http://127.0.0.1:{port}/openapi.json" in text
-            demo = httpx.get(f"http://127.0.0.1:{port}/v1/tenants/demo", timeout=10)
+            demo = httpx.get(
+                f"http://127.0.0.1:{port}/v1/tenants/demo",
+                timeout=10,
+                headers=bearer("demo-viewer", "demo", "viewer"),
+            )
             assert demo.status_code == 200, demo.text
             assert demo.json()["display_name"] == "Demo tenant"
             whats = (

@@ -12,6 +12,7 @@ from confluent_kafka import Producer
 from aion.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import COMMANDS, producer_config
+from tests.stack.identity import admin_client
 from tests.stack.test_tenants_api import (
     assert_problem,
     commands_high_watermark,
@@ -60,7 +61,7 @@ def test_the_same_key_sent_concurrently_produces_one_command(
     before = commands_high_watermark(settings)
 
     def send(_: int) -> httpx.Response:
-        with httpx.Client(base_url=system, timeout=30) as client:
+        with admin_client(system, timeout=30) as client:
             return client.post("/v1/tenants", json=body, headers=headers)
 
     with ThreadPoolExecutor(max_workers=8) as pool:

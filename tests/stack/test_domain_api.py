@@ -11,6 +11,7 @@ import pytest
 import wasmtime
 
 from aion.settings import Settings
+from tests.stack.identity import admin_client
 from tests.stack.test_tenants_api import assert_problem, commands_high_watermark, new_tenant_id
 
 WAIT = {"Prefer": "wait=20"}
@@ -204,7 +205,7 @@ def test_concurrent_writers_with_the_same_expected_version_one_wins(
     version = api.get(f"/v1/tenants/{tenant}").json()["version"]
 
     def add(i: int) -> httpx.Response:
-        with httpx.Client(base_url=system, timeout=30) as client:
+        with admin_client(system, timeout=30) as client:
             return client.post(
                 f"/v1/tenants/{tenant}/users",
                 json={"user_id": f"u{i}", "display_name": f"U{i}", "roles": ["viewer"]},

@@ -24,7 +24,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
 import pytest
 import wasmtime
 from confluent_kafka import KafkaException
@@ -41,6 +40,7 @@ from schemas.codec import Codec, DecodeError, subject
 from schemas.topics import DEADLETTER, TOPICS, events_topic
 from streams.topic_snapshot import read_snapshot
 from tests.conftest import ROOT, free_port
+from tests.stack.identity import admin_client
 from tests.stack.test_domain_api import WAIT
 from tests.stack.test_kernel_runs import HOSTILE, agent, example, run_task
 from tests.stack.test_orchestration import new_tenant
@@ -82,7 +82,7 @@ def short(line: dict[str, Any]) -> str:
 @pytest.fixture(scope="module")
 def history(system: str, settings: Settings) -> dict[str, Any]:
     """A tenant with a varied history, and another tenant that must never show up."""
-    with httpx.Client(base_url=system, timeout=60) as api:
+    with admin_client(system, timeout=60) as api:
         tenant = new_tenant(api)
         assert agent(api, tenant, "echo", example("echo")).status_code == 200
         crash = bytes(wasmtime.wat2wasm(HOSTILE["crash"]))
@@ -223,7 +223,7 @@ def test_tail_follows_new_events_from_the_end_until_ctrl_c(
     try:
         Lines(tail.stderr).until("following")  # type: ignore[arg-type]
         out = Lines(tail.stdout)  # type: ignore[arg-type]
-        with httpx.Client(base_url=system, timeout=60) as api:
+        with admin_client(system, timeout=60) as api:
             gone = api.delete(f"/v1/tenants/{tenant}/policies/no-huge", headers=WAIT)
             assert gone.status_code == 200, gone.text
         line = json.loads(out.next())  # not the history: tail starts at the end

@@ -22,6 +22,7 @@ import wasmtime
 from aion.settings import Settings
 from aion.stack.s3 import read_object, s3_client
 from tests.conftest import ROOT, AionProcesses
+from tests.stack.identity import admin_client
 from tests.stack.kafka_reading import Records, names
 from tests.stack.test_orchestration import WAIT, new_tenant, task_events
 from tests.stack.test_tenants_api import assert_problem
@@ -104,7 +105,7 @@ def last(records: Records, short_name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def tenant(system: str) -> str:
-    with httpx.Client(base_url=system, timeout=60) as client:
+    with admin_client(system, timeout=60) as client:
         return new_tenant(client)
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from aion.settings import Settings
+from tests.stack.identity import admin_client
 from tests.stack.test_kernel_runs import agent, example
 from tests.stack.test_orchestration import WAIT, new_tenant, task_events
 from tests.stack.test_tenants_api import assert_problem
@@ -26,7 +27,7 @@ def submit(
 
 @pytest.fixture(scope="module")
 def tenant(system: str) -> str:
-    with httpx.Client(base_url=system, timeout=60) as client:
+    with admin_client(system, timeout=60) as client:
         tenant_id = new_tenant(client)
         assert agent(client, tenant_id, "echo", example("echo")).status_code == 200
         return tenant_id

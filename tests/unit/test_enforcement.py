@@ -104,3 +104,24 @@ def test_evaluation_errors_are_reported_in_the_diagnostics() -> None:
     result = verdict(task_request(), **rules)
     assert result.allowed
     assert result.diagnostics and "odd" in " ".join(result.diagnostics)
+
+
+def test_the_roles_the_api_authenticated_count_with_the_tenants_own() -> None:
+    rule = {
+        "prod-needs-operator": "forbid(principal, action, resource) "
+        'when { resource.labels.contains("env=prod") } '
+        'unless { principal in Role::"operator" };'
+    }
+    task = {"task_id": "t-1", "input_bytes": 1, "labels": {"env": "prod"}}
+
+    def by_token(roles: list[str]) -> dict[str, Any]:
+        return request_for(
+            "aion.task.SubmitTask", "acme", "sso-user", TENANT, 1, MANIFEST, task, roles
+        )
+
+    assert not verdict(by_token([]), **rule).allowed  # not a registered user: no roles
+    assert verdict(by_token(["operator"]), **rule).allowed  # the token's role is enough
+    registered = request_for(
+        "aion.task.SubmitTask", "acme", "alice", TENANT, 1, MANIFEST, task, ["viewer"]
+    )
+    assert verdict(registered, **rule).allowed  # alice is an operator in the tenant

@@ -10,7 +10,7 @@ import pytest
 from aion import settings as settings_module
 from aion.settings import Settings
 
-SERVICES = ("kafka", "registry", "postgres", "redis", "s3", "qdrant")
+SERVICES = ("kafka", "registry", "postgres", "redis", "s3", "qdrant", "oidc")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,149 @@
+"""Verifying OIDC bearer tokens against the issuer's JWKS (joserfc).
+
+The JWKS is found through the issuer's discovery document and cached. A token whose ``kid`` is
+not in the cache makes one refetch (the issuer may have rotated its keys), at most once per
+``jwks_refresh_min_s``, so a stream of forged kids cannot turn the API into a JWKS flood.
+Only asymmetric algorithms from the allow-list are accepted: ``none`` and HMAC never are, so a
+token "signed" with the public key as an HMAC secret is refused before any key is touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc import jws, jwt
+from joserfc.errors import ExpiredTokenError, JoseError, MissingClaimError
+from joserfc.jwk import KeySet
+from joserfc.jwt import JWTClaimsRegistry
+
+from aion.settings import Settings
+
+FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
+
+
+class InvalidToken(Exception):
+    """A token that authenticates nobody; ``reason`` is a short machine word for metrics."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Jwks:
+    keys: KeySet
+    fetched_at: float  # monotonic
+
+
+class TokenVerifier:
+    """Verifies tokens of one issuer for one audience."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+        self.issuer = settings.issuer.rstrip("/")
+        self.audience = settings.oidc_audience
+        self.algorithms = [a for a in settings.algorithms if a not in FORBIDDEN_ALGORITHMS]
+        self.leeway = settings.oidc_leeway_s
+        self.refresh_min_s = settings.jwks_refresh_min_s
+        self.http = http or httpx.AsyncClient(timeout=5)
+        self._jwks: Jwks | None = None
+        self._discovery: dict[str, Any] | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0  # JWKS fetches so far (tests and metrics)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def discovery(self) -> dict[str, Any]:
+        """The issuer's discovery document (endpoints of the login flow, the JWKS URI)."""
+        if self._discovery is None:
+            response = await self.http.get(f"{self.issuer}/.well-known/openid-configuration")
+            response.raise_for_status()
+            document = response.json()
+            if str(document.get("issuer", "")).rstrip("/") != self.issuer:
+                raise InvalidToken("issuer", "the discovery document names another issuer")
+            self._discovery = dict(document)
+        return self._discovery
+
+    async def _fetch(self) -> Jwks:
+        uri = str((await self.discovery())["jwks_uri"])
+        response = await self.http.get(uri)
+        response.raise_for_status()
+        self.fetches += 1
+        self._jwks = Jwks(KeySet.import_key_set(response.json()), time.monotonic())
+        return self._jwks
+
+    async def key_set(self, kid: str | None) -> KeySet:
+        """The cached keys; refetched when ``kid`` is unknown, unless fetched too recently."""
+        async with self._lock:
+            try:
+                jwks = self._jwks or await self._fetch()
+                stale = time.monotonic() - jwks.fetched_at >= self.refresh_min_s
+                if kid is not None and not _has_kid(jwks.keys, kid) and stale:
+                    jwks = await self._fetch()
+            except httpx.HTTPError as exc:
+                raise InvalidToken(
+                    "jwks_unavailable", f"the issuer's keys cannot be fetched: {exc}"
+                ) from exc
+            return jwks.keys
+
+    async def verify(
+        self, token: str, audiences: list[str] | None = None, nonce: str | None = None
+    ) -> dict[str, Any]:
+        """The token's claims, or InvalidToken saying why not. ``audiences``: those accepted
+        (default: Aion's); ``nonce``: the one an ID token must carry."""
+        try:
+            header = jws.extract_compact(token.encode()).headers()
+        except (JoseError, ValueError) as exc:
+            raise InvalidToken("malformed", "the bearer token is not a compact JWS") from exc
+        alg = str(header.get("alg", ""))
+        if alg not in self.algorithms:
+            raise InvalidToken(
+                "algorithm", f"tokens signed with {alg or 'no algorithm'} are refused"
+            )
+        kid = header.get("kid")
+        keys = await self.key_set(str(kid) if kid is not None else None)
+        if kid is not None and not _has_kid(keys, str(kid)):
+            raise InvalidToken("unknown_key", f"no key {kid!r} in the issuer's JWKS")
+        try:
+            decoded = jwt.decode(token, keys, algorithms=[alg])
+        except JoseError as exc:
+            raise InvalidToken(
+                "signature", f"the token's signature does not verify: {exc}"
+            ) from exc
+        claims = dict(decoded.claims)
+        options: dict[str, Any] = {
+            "iss": {"essential": True, "value": self.issuer},
+            "aud": {"essential": True, "values": audiences or [self.audience]},
+            "exp": {"essential": True},
+            "sub": {"essential": True},
+        }
+        if nonce is not None:
+            options["nonce"] = {"essential": True, "value": nonce}
+        registry = JWTClaimsRegistry(leeway=self.leeway, **options)
+        try:
+            registry.validate(claims)
+        except JoseError as exc:
+            raise InvalidToken(_claim_reason(exc), f"the token is not acceptable: {exc}") from exc
+        return claims
+
+
+def _has_kid(keys: KeySet, kid: str) -> bool:
+    return any(key.kid == kid for key in keys.keys)
+
+
+def _claim_reason(exc: JoseError) -> str:
+    """A short word for metrics and the problem's ``reason``: expired, not_yet_valid,
+    missing_<claim>, or the claim that is wrong (iss, aud, nonce...)."""
+    claim = str(getattr(exc, "claim", "") or "")
+    if isinstance(exc, ExpiredTokenError):
+        return "expired"
+    if isinstance(exc, MissingClaimError):
+        return f"missing_{claim}"
+    if claim == "nbf":
+        return "not_yet_valid"
+    return claim or "claims"

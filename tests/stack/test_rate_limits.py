@@ -1,0 +1,64 @@
+"""The token buckets against the stack's real Redis: burst, refill, the tightest bucket, and a
+refusal taking nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from aion.settings import Settings
+from aion.stack.manager import Stack
+from api.rate_limits import Bucket, RateLimiter, Verdict
+
+
+def run(settings: Settings, body: Callable[[RateLimiter], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        redis = Redis.from_url(settings.redis)
+        try:
+            return await body(RateLimiter(redis, prefix=f"test:{uuid.uuid4().hex}:"))
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(main())
+
+
+def test_a_burst_then_refusal_then_refill(stack: Stack, settings: Settings) -> None:
+    bucket = Bucket("key:k", rate_per_s=20, burst=3)
+
+    async def body(limiter: RateLimiter) -> tuple[list[Verdict], Verdict]:
+        burst = [await limiter.take([bucket]) for _ in range(4)]
+        await asyncio.sleep(0.2)  # 20/s: four tokens come back (capped at the burst of 3)
+        return burst, await limiter.take([bucket])
+
+    burst, later = run(settings, body)
+    assert [v.allowed for v in burst] == [True, True, True, False]
+    assert [v.remaining for v in burst[:3]] == [2, 1, 0]
+    assert burst[3].retry_after_s == 1 and burst[3].headers()["Retry-After"] == "1"
+    assert later.allowed
+
+
+def test_a_refusal_takes_nothing_from_the_other_bucket(stack: Stack, settings: Settings) -> None:
+    tenant = Bucket("tenant:t", rate_per_s=0.001, burst=5)
+    tight = Bucket("key:a", rate_per_s=0.001, burst=1)
+    roomy = Bucket("key:b", rate_per_s=0.001, burst=100)
+
+    async def body(limiter: RateLimiter) -> list[Verdict]:
+        return [
+            await limiter.take([tenant, tight]),  # takes one from each
+            await limiter.take([tenant, tight]),  # refused: the tenant keeps its 4
+            await limiter.take([tenant, roomy]),
+            await limiter.take([tenant, roomy]),
+            await limiter.take([tenant, roomy]),
+            await limiter.take([tenant, roomy]),  # the tenant's fifth and last
+            await limiter.take([tenant, roomy]),  # refused by the tenant's bucket
+        ]
+
+    verdicts = run(settings, body)
+    assert [v.allowed for v in verdicts] == [True, False, True, True, True, True, False]
+    assert verdicts[1].bucket == tight
+    assert verdicts[6].bucket == tenant and verdicts[6].retry_after_s > 100
+    assert verdicts[5].headers()["RateLimit-Limit"] == "5"  # the tightest bucket is described
