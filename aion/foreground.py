@@ -52,7 +52,12 @@ def run_foreground(settings: Settings, console: Console, *, demo: bool = True) -
     code = 0
     try:
         wait_ready(api, children)
-        if demo:
+        if demo and settings.oidc_issuer is not None:
+            console.print(
+                "  the demo signs in at the local OIDC provider, and AION_OIDC_ISSUER points "
+                "elsewhere: demo skipped (run with --no-demo to silence this)"
+            )
+        elif demo:
             admin = local_tokens.login(settings, "demo-admin", None, [PLATFORM_ADMIN])
             demo_module.print_results(demo_module.seed(api, admin.access_token), console)
         print_where_to_look(settings, console, api)
