@@ -11,7 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -131,7 +138,7 @@ def register_lag_metric(settings: Settings) -> None:
         _lag_registered.append(True)
 
 
-def serve(settings: Settings, role: str) -> int:
+def serve(settings: Settings, role: str, registry: CollectorRegistry = REGISTRY) -> int:
     """Serve /metrics on the role's port (on ``AION_API_HOST``, 127.0.0.1 by default).
 
     Returns the port, or 0 when off or taken: a second worker on one machine must still run,
@@ -141,7 +148,7 @@ def serve(settings: Settings, role: str) -> int:
     if not port:
         return 0
     try:
-        start_http_server(port, addr=settings.api_host)
+        start_http_server(port, addr=settings.api_host, registry=registry)
     except OSError as exc:
         log.warning("metrics port %s:%d not served: %s", settings.api_host, port, exc)
         return 0
