@@ -46,6 +46,7 @@ ADDRESSES = (
     ("AION_REDIS_URL", "redis", 6379),
     ("AION_S3_ENDPOINT", "minio", 9000),
     ("AION_QDRANT_URL", "qdrant", 6333),
+    ("AION_OIDC_ISSUER", "oidc", 18090),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector", 4318),  # OTLP/HTTP
 )
 
