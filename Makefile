@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap up down status test lint typecheck format clean
+.PHONY: bootstrap up down status test bench bench-quick lint typecheck format clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -21,6 +21,12 @@ status: bootstrap
 test: bootstrap  ## the whole suite against the real local stack (started and stopped by it)
 	@$(VENV)/aion stack install
 	@$(VENV)/python -m pytest $(PYTEST_ARGS)
+
+bench: bootstrap  ## every benchmark beside its baseline (~5 min); stop `make up` first
+	@$(VENV)/aion bench
+
+bench-quick: bootstrap  ## one short pass of every scenario (~2 min)
+	@$(VENV)/aion bench --quick
 
 lint: bootstrap
 	@$(VENV)/ruff check .

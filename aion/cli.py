@@ -137,20 +137,13 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default AION_API_PORT)."),
 ) -> None:
     """Run the HTTP API."""
-    import uvicorn
-
     from aion import telemetry
+    from api import server
     from api.app import create_app
 
     settings = settings_module.load()
     telemetry.setup("api", settings.log_level, settings.trace_file)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        log_config=None,
-        access_log=False,
-    )
+    server.run(create_app(settings), host or settings.api_host, port or settings.api_port)
 
 
 def _run_role(role: str, run: Callable[[settings_module.Settings], None]) -> None:
@@ -202,6 +195,33 @@ def up(
     except StackError as exc:
         raise _fail(exc) from exc
     raise typer.Exit(code)
+
+
+@app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="One short pass (~1-2 min): a smoke run."),
+    api: str | None = typer.Option(
+        None,
+        help="Measure this running API (and the roles on this machine) instead of "
+        "starting our own.",
+    ),
+    out: Path = typer.Option(Path("bench-results"), help="Where the JSON and PNG go."),
+) -> None:
+    """Every benchmark scenario beside its baseline, in one run: a table, JSON and a plot."""
+    from aion.bench import system as bench_system
+    from aion.bench.run import run
+
+    settings = settings_module.load()
+    try:
+        if api:
+            with bench_system.existing(settings, api) as target:
+                run(target, quick, out, console)
+        else:
+            logs = settings.stack_dir / "logs" / "bench"
+            with bench_system.started(settings, logs) as target:
+                run(target, quick, out, console)
+    except StackError as exc:
+        raise _fail(exc) from exc
 
 
 @app.command()

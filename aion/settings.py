@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     api_port: int = 8000
     max_body_bytes: int = 64 * 1024
     max_module_bytes: int = 10 * 1024 * 1024
+    max_batch_bytes: int = Field(
+        default=4 * 1024 * 1024, description="Body limit of POST .../tasks/batch."
+    )
     topic_partitions: int = 6
     topic_replication: int = 1
     kafka_heap: str = "768m"

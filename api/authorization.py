@@ -49,6 +49,7 @@ GROUP_OF: dict[tuple[str, str], str] = {
     ("PUT", f"{T}/policies/{{policy}}"): "api:govern",
     ("DELETE", f"{T}/policies/{{policy}}"): "api:govern",
     ("POST", f"{T}/tasks"): "api:run",
+    ("POST", f"{T}/tasks/batch"): "api:run",
     ("POST", f"{T}/tasks/{{task}}/cancel"): "api:run",
 }
 
@@ -144,12 +145,15 @@ def request_for(principal: Principal, action: Action, tenant: str | None) -> dic
     }
 
 
+@lru_cache(maxsize=8192)
 def decide(
     principal: Principal,
     action: Action,
     tenant: str | None,
     tenant_policies: tuple[tuple[str, str], ...] = (),
 ) -> Decision:
+    """Cedar's verdict, remembered per distinct input: a decision is a pure function of the
+    principal, the action, the tenant and the policy set, and callers repeat themselves."""
     request = request_for(principal, action, tenant)
 
     def ref(uid: dict[str, str]) -> str:

@@ -57,61 +57,73 @@ def _tenant_of(route: CommandRoute, payload: dict[str, Any], path: dict[str, str
 
 
 async def tenant_exists(state: ApiState, tenant_id: str) -> bool:
+    """From the read model; a tenant once seen is remembered (tenants are never deleted)."""
+    if tenant_id in state.known_tenants:
+        return True
     async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("select 1 from tenants where tenant_id = %s", (tenant_id,))
-        return await cur.fetchone() is not None
+        found = await cur.fetchone() is not None
+    if found and len(state.known_tenants) < 100_000:
+        state.known_tenants.add(tenant_id)
+    return found
+
+
+def prepare(route: CommandRoute, path: dict[str, str], body: Any) -> CommandRequest:
+    """The command a request body makes on this route, or a Problem naming the bad field.
+    Checks only the body (no I/O): the tenant's existence is the caller's next step."""
+    if isinstance(body, dict):
+        for payload_field, param in route.from_path.items():
+            if payload_field in body and body[payload_field] != path[param]:
+                raise Problem(
+                    422,
+                    "invalid-field",
+                    "Invalid request body",
+                    f"/{payload_field} must equal the path's {param}",
+                    field=f"/{payload_field}",
+                )
+            body[payload_field] = path[param]
+        for name, make in route.generated.items():
+            body.setdefault(name, make())
+    payload = command_payload(route.record, body)
+    rejection = route.precheck(payload) if route.precheck else None
+    if rejection:
+        raise Problem(
+            422,
+            "invalid-field",
+            "Invalid request body",
+            rejection.reason,
+            field=rejection.field,
+        )
+    tenant_id = _tenant_of(route, payload, path)
+    aggregate_id = (
+        tenant_id
+        if route.local_id is None
+        else scoped_id(tenant_id, _pick(route.local_id, payload, path))
+    )
+    location = route.created.format(**path, **payload) if route.created else None
+    return CommandRequest(
+        route.record, tenant_id, route.aggregate, aggregate_id, payload, created_location=location
+    )
+
+
+async def require_tenant(state: ApiState, command: CommandRequest) -> None:
+    if command.record_name != tenant.CREATE and not await tenant_exists(state, command.tenant_id):
+        raise Problem(
+            404,
+            "not-found",
+            "Tenant not found",
+            f"no tenant {command.tenant_id}",
+            field="tenant",
+        )
 
 
 def endpoint(route: CommandRoute) -> Callable[[Request], Any]:
     async def handle(request: Request) -> Response:
         state: ApiState = request.app.state.api
-        path = dict(request.path_params)
         body = await read_json(request, state.settings.max_body_bytes)
-        if isinstance(body, dict):
-            for payload_field, param in route.from_path.items():
-                if payload_field in body and body[payload_field] != path[param]:
-                    raise Problem(
-                        422,
-                        "invalid-field",
-                        "Invalid request body",
-                        f"/{payload_field} must equal the path's {param}",
-                        field=f"/{payload_field}",
-                    )
-                body[payload_field] = path[param]
-            for name, make in route.generated.items():
-                body.setdefault(name, make())
-        payload = command_payload(route.record, body)
-        rejection = route.precheck(payload) if route.precheck else None
-        if rejection:
-            raise Problem(
-                422,
-                "invalid-field",
-                "Invalid request body",
-                rejection.reason,
-                field=rejection.field,
-            )
-        tenant_id = _tenant_of(route, payload, path)
-        if route.record != tenant.CREATE and not await tenant_exists(state, tenant_id):
-            raise Problem(
-                404, "not-found", "Tenant not found", f"no tenant {tenant_id}", field="tenant"
-            )
-        aggregate_id = (
-            tenant_id
-            if route.local_id is None
-            else scoped_id(tenant_id, _pick(route.local_id, payload, path))
-        )
-        location = route.created.format(**path, **payload) if route.created else None
-        return await submit(
-            request,
-            CommandRequest(
-                route.record,
-                tenant_id,
-                route.aggregate,
-                aggregate_id,
-                payload,
-                created_location=location,
-            ),
-        )
+        command = prepare(route, dict(request.path_params), body)
+        await require_tenant(state, command)
+        return await submit(request, command)
 
     handle.__name__ = f"command_{route.record.rsplit('.', 1)[-1]}"
     return handle

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from minio import Minio
@@ -32,6 +32,7 @@ class ApiState:
     tokens: TokenVerifier
     limiter: RateLimiter
     tenant_policies: TenantPolicies
+    known_tenants: set[str] = field(default_factory=set)  # tenants seen in the read model
 
     @classmethod
     async def open(cls, settings: Settings) -> ApiState:

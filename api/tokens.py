@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,10 @@ class TokenVerifier:
         self._discovery: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # JWKS fetches so far (tests and metrics)
+        # Tokens already verified, with their claims: a caller sends the same token for an
+        # hour, and a signature check costs more than the rest of a request's gate.
+        self._verified: OrderedDict[tuple[str, str, str], dict[str, Any]] = OrderedDict()
+        self.max_verified = 10_000
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -96,6 +101,22 @@ class TokenVerifier:
     ) -> dict[str, Any]:
         """The token's claims, or InvalidToken saying why not. ``audiences``: those accepted
         (default: Aion's); ``nonce``: the one an ID token must carry."""
+        key = (token, ",".join(audiences or []), nonce or "")
+        claims = self._verified.get(key)
+        if claims is not None:
+            if float(claims["exp"]) + self.leeway > time.time():
+                self._verified.move_to_end(key)
+                return claims
+            del self._verified[key]
+        claims = await self._verify(token, audiences, nonce)
+        self._verified[key] = claims
+        if len(self._verified) > self.max_verified:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _verify(
+        self, token: str, audiences: list[str] | None, nonce: str | None
+    ) -> dict[str, Any]:
         try:
             header = jws.extract_compact(token.encode()).headers()
         except (JoseError, ValueError) as exc:

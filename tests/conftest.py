@@ -77,6 +77,12 @@ class AionProcesses:
             # A silent kernel worker is given up 1.5 s after its run's timeout (10 s in use),
             # so that the watchdog test does not wait long.
             "AION_WATCHDOG_GRACE_MS": "1500",
+            # Rate limits out of the way of tests that are not about them (and of the
+            # benchmark's smoke run); the rate limit tests give their API keys their own.
+            "AION_RATE_TENANT_PER_S": "100000",
+            "AION_RATE_TENANT_BURST": "100000",
+            "AION_RATE_CALLER_PER_S": "100000",
+            "AION_RATE_CALLER_BURST": "100000",
             **extra_env,
         }
         name = extra_env.get("AION_WORKER_ID", role) if role == "worker" else role

@@ -30,7 +30,7 @@ def aion(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 def test_every_service_is_healthy(stack: Stack) -> None:
     rows = {r.name: r for r in stack.status()}
-    assert set(rows) == {"postgres", "redis", "s3", "kafka", "registry", "qdrant"}
+    assert set(rows) == {"postgres", "redis", "s3", "kafka", "registry", "qdrant", "oidc"}
     assert all(r.healthy for r in rows.values()), rows
     for name in ("postgres", "redis", "s3", "kafka", "registry"):
         assert rows[name].pid is not None and rows[name].mode == "embedded"

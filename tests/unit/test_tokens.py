@@ -214,3 +214,29 @@ def test_an_id_token_must_carry_the_nonce(issuer: Issuer) -> None:
     assert claims["nonce"] == "n-1"
     with pytest.raises(InvalidToken):
         verify(verifier(issuer), token, audiences=["aion-console"], nonce="n-2")
+
+
+def test_a_verified_token_is_remembered_until_it_expires(issuer: Issuer) -> None:
+    v = verifier(issuer, oidc_leeway_s=0)
+    token = issuer.sign(exp=int(time.time()) + 2)
+
+    async def run() -> str:
+        await v.verify(token)
+        issuer.keys[0], saved = (
+            RSAKey.generate_key(2048, {"kid": "k1"}, private=True),
+            issuer.keys[0],
+        )
+        try:
+            again = await v.verify(token)  # remembered: no new signature check, no refetch
+            assert again["sub"] == "alice" and v.fetches == 1
+            time.sleep(2.5)
+            try:
+                await v.verify(token)
+            except InvalidToken as exc:
+                return exc.reason
+            return "accepted"
+        finally:
+            issuer.keys[0] = saved
+            await v.close()
+
+    assert asyncio.run(run()) == "expired"

@@ -1,0 +1,1 @@
+"""`aion bench`: the benchmark harness (docs/benchmarks.md)."""

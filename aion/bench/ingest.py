@@ -1,0 +1,201 @@
+"""Scenario 1, command ingest over HTTP: Aion's command endpoint beside the bare endpoint
+(aion/bench/bare_endpoint.py) on the same server stack, loaded by wrk in turns.
+
+Scenario 3, end-to-end latency: commands sent at a fixed rate (open loop), each timed from its
+202 to its row in the Postgres read model (command_outcomes, written in the same transaction
+as the entity rows), watched by a separate connection every few milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import psycopg
+
+from aion.bench.harness import Figure
+from aion.bench.http_load import Load, post_models
+from aion.bench.system import System, free_port, wait_for
+
+WAIT = {"Prefer": "wait=20"}
+
+
+def bench_tenant(system: System) -> str:
+    tenant = f"bench-{uuid.uuid4().hex[:8]}"
+    limits = {"max_concurrent_tasks": 1000, "tasks_per_minute": 1_000_000}
+    created = httpx.post(
+        f"{system.api}/v1/tenants",
+        json={"tenant_id": tenant, "display_name": "Benchmark", "limits": limits},
+        headers={**system.headers, **WAIT},
+        timeout=30,
+    )
+    created.raise_for_status()
+    return tenant
+
+
+@dataclass
+class BareEndpoint:
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls) -> BareEndpoint:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aion.bench.bare_endpoint", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(f"http://127.0.0.1:{port}/")
+        return cls(port, proc)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def ingest(system: System, trials: int, seconds: float, connections: int = 32) -> list[Figure]:
+    tenant = bench_tenant(system)
+    path = f"/v1/tenants/{tenant}/models"
+    bare = BareEndpoint.start()
+    ours: list[Load] = []
+    base: list[Load] = []
+    try:
+        post_models(f"{system.api}{path}", system.headers, 1, connections)  # warm-up
+        post_models(f"http://127.0.0.1:{bare.port}{path}", {}, 1, connections)
+        for _ in range(trials):
+            ours.append(post_models(f"{system.api}{path}", system.headers, seconds, connections))
+            base.append(
+                post_models(f"http://127.0.0.1:{bare.port}{path}", {}, seconds, connections)
+            )
+    finally:
+        bare.stop()
+    failed = sum(load.failed for load in ours)
+    note = (
+        f"{connections} connections; {failed} non-2xx or socket errors"
+        if failed
+        else (f"{connections} connections")
+    )
+    scenario = "1 HTTP ingest"
+    return [
+        Figure(
+            scenario,
+            "commands/s",
+            "/s",
+            [load.requests_per_s for load in ours],
+            [load.requests_per_s for load in base],
+            "bare endpoint",
+            target=">= 2,000/s and >= 0.5x the bare endpoint",
+            check=lambda f: f.median >= 2000 and (f.ratio or 0) >= 0.5,
+            note=note,
+        ),
+        Figure(
+            scenario,
+            "p50 latency",
+            "ms",
+            [load.p50_ms for load in ours],
+            [load.p50_ms for load in base],
+            "bare endpoint",
+            higher_is_better=False,
+        ),
+        Figure(
+            scenario,
+            "p99 latency",
+            "ms",
+            [load.p99_ms for load in ours],
+            [load.p99_ms for load in base],
+            "bare endpoint",
+            higher_is_better=False,
+            target="< 50 ms",
+            check=lambda f: f.median < 50,
+        ),
+    ]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def _fixed_rate(system: System, tenant: str, rate: float, seconds: float) -> list[float]:
+    """Latencies (ms) from each command's 202 to its outcome row in Postgres."""
+    accepted: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    sending = True
+
+    async def watch() -> None:
+        async with await psycopg.AsyncConnection.connect(
+            system.settings.database, autocommit=True
+        ) as conn:
+            while sending or len(seen) < len(accepted):
+                waiting = [c for c in accepted if c not in seen]
+                if waiting:
+                    cur = await conn.execute(
+                        "select command_id from command_outcomes where command_id = any(%s)",
+                        (waiting,),
+                    )
+                    now = time.time()
+                    for (command_id,) in await cur.fetchall():
+                        seen[command_id] = now
+                await asyncio.sleep(0.003)
+
+    async def send(client: httpx.AsyncClient, n: int) -> None:
+        body = {
+            "model_name": f"e2e-{uuid.uuid4().hex[:10]}-{n}",
+            "provider": "local",
+            "kind": "chat",
+        }
+        response = await client.post(f"/v1/tenants/{tenant}/models", json=body)
+        if response.status_code == 202:
+            accepted[response.json()["command_id"]] = time.time()
+
+    watcher = asyncio.create_task(watch())
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(
+        base_url=system.api, headers=system.headers, timeout=30, limits=limits
+    ) as client:
+        started = time.monotonic()
+        pending = []
+        for n in range(int(rate * seconds)):
+            due = started + n / rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            pending.append(asyncio.create_task(send(client, n)))
+        await asyncio.gather(*pending)
+    sending = False
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(watcher, timeout=60)
+    return [(seen[c] - accepted[c]) * 1000 for c in accepted if c in seen]
+
+
+def end_to_end(system: System, trials: int, seconds: float, rate: float = 200) -> list[Figure]:
+    tenant = bench_tenant(system)
+    p50s, p95s, p99s = [], [], []
+    for _ in range(trials):
+        latencies = asyncio.run(_fixed_rate(system, tenant, rate, seconds))
+        p50s.append(statistics.median(latencies) if latencies else float("nan"))
+        p95s.append(percentile(latencies, 0.95))
+        p99s.append(percentile(latencies, 0.99))
+    scenario = f"3 end-to-end at {rate:g}/s"
+    return [
+        Figure(scenario, "p50 accepted->row", "ms", p50s, higher_is_better=False),
+        Figure(scenario, "p95 accepted->row", "ms", p95s, higher_is_better=False),
+        Figure(
+            scenario,
+            "p99 accepted->row",
+            "ms",
+            p99s,
+            higher_is_better=False,
+            target="< 250 ms",
+            check=lambda f: f.median < 250,
+        ),
+    ]

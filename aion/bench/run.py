@@ -1,0 +1,93 @@
+"""`aion bench`: every scenario, a table, a JSON file and a PNG plot.
+
+Full runs repeat each measurement (5 trials) long enough to settle; `--quick` runs each once or
+twice, briefly, to prove the harness works (the test suite runs it; it asserts no timing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from aion.bench import decisions, ingest
+from aion.bench.harness import Figure, fmt, machine, plot, write_json
+from aion.bench.system import System
+
+
+@dataclass(frozen=True)
+class Plan:
+    trials: int
+    ingest_s: float
+    e2e_s: float
+    inproc_s: float
+
+    @classmethod
+    def of(cls, quick: bool) -> Plan:
+        return cls(2, 2, 3, 0.3) if quick else cls(5, 8, 10, 2)
+
+
+def memory(system: System) -> list[Figure]:
+    """Resident size per role, sampled after the load scenarios (steady state)."""
+    samples: dict[str, list[float]] = {}
+    for _ in range(3):
+        for role, mib in system.rss_mb().items():
+            samples.setdefault(role, []).append(mib)
+        time.sleep(0.2)
+    return [
+        Figure("7 memory", f"RSS {role}", "MiB", values, higher_is_better=False)
+        for role, values in sorted(samples.items())
+    ]
+
+
+def scenarios(system: System, plan: Plan) -> list[tuple[str, Callable[[], list[Figure]]]]:
+    return [
+        ("1 HTTP ingest", lambda: ingest.ingest(system, plan.trials, plan.ingest_s)),
+        ("3 end-to-end latency", lambda: ingest.end_to_end(system, plan.trials, plan.e2e_s)),
+        ("7 memory", lambda: memory(system)),
+        ("5 kernel", lambda: decisions.kernel_runs(plan.trials, plan.inproc_s)),
+        ("6 policy", lambda: decisions.policy_decisions(plan.trials, plan.inproc_s)),
+    ]
+
+
+def table(figures: list[Figure]) -> Table:
+    grid = Table(title="Aion benchmarks (median of trials; spread min-max)")
+    for column in ("scenario", "figure", "Aion", "spread", "baseline", "ratio", "target", "met"):
+        grid.add_column(column, overflow="fold")
+    for f in figures:
+        low, high = f.spread
+        grid.add_row(
+            f.scenario,
+            f.name,
+            fmt(f.median, f.unit),
+            f"{fmt(low)}-{fmt(high)}",
+            f"{fmt(f.baseline_median, f.unit)} {f.baseline_name}".strip() if f.baseline else "-",
+            fmt(f.ratio) if f.ratio is not None else "-",
+            f.target or "-",
+            {True: "yes", False: "NO", None: "-"}[f.met],
+        )
+    return grid
+
+
+def run(system: System, quick: bool, out: Path, console: Console) -> list[Figure]:
+    plan = Plan.of(quick)
+    figures: list[Figure] = []
+    started = time.monotonic()
+    for name, scenario in scenarios(system, plan):
+        console.print(f"[bold]{name}[/bold] …")
+        figures += scenario()
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    extra = {"quick": quick, "seconds": round(time.monotonic() - started, 1), "at": stamp}
+    write_json(figures, out / f"bench-{stamp}.json", extra)
+    plot(figures, out / f"bench-{stamp}.png")
+    console.print(table(figures))
+    where = machine()
+    console.print(
+        f"{where['cpus']} CPUs, {where['memory_gib']} GiB, Python {where['python']}; "
+        f"written to {out}/bench-{stamp}.json and .png"
+    )
+    return figures

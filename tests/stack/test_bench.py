@@ -1,0 +1,40 @@
+"""`aion bench --quick` against the running test system: the harness works end to end and
+writes every scenario's figures, JSON and plot. It asserts no timing (benchmarks inform)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+SCENARIOS = {"1 HTTP ingest", "3 end-to-end at 200/s", "5 kernel", "6 policy", "7 memory"}
+
+
+def test_a_quick_bench_reports_every_scenario(system: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "aion", "bench", "--quick", "--api", system, "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (report,) = tmp_path.glob("bench-*.json")
+    assert report.with_suffix(".png").stat().st_size > 1000
+    document = json.loads(report.read_text())
+    assert document["quick"] is True and document["machine"]["cpus"] >= 1
+    figures = document["figures"]
+    assert {f["scenario"] for f in figures} == SCENARIOS
+    for figure in figures:
+        assert figure["ours"] and all(math.isfinite(v) and v >= 0 for v in figure["ours"]), figure
+        if figure["baseline"]:
+            assert figure["ratio"] is not None and figure["ratio"] > 0, figure
+    roles = {f["name"] for f in figures if f["scenario"] == "7 memory"}
+    assert roles == {"RSS serve", "RSS worker", "RSS projector", "RSS kernel"}
+    ingest = next(f for f in figures if f["name"] == "commands/s")
+    assert "errors" not in ingest["note"], ingest["note"]  # every request was a 202
+    assert "Aion benchmarks" in done.stderr  # the table went to the terminal
