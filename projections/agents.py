@@ -8,68 +8,85 @@ AgentDeploymentRejected changes nothing (the agent stays absent, as in `commands
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from commands.agent import DEPLOYED, RETIRED, UPDATED
-from projections.runner import Position
+from projections.bulk import BatchPart, Row, Rows, insert_new
+from projections.runner import Delivered
 from projections.storable import storable
 from schemas.topics import events_topic
 
-DEPLOY = (
-    "insert into agents (tenant_id, agent_name, status, agent_version, manifest, description,"
-    " labels, version, created_at, updated_at) values (%(tenant)s, %(name)s, 'deployed',"
-    " %(agent_version)s, %(manifest)s, %(description)s, %(labels)s, %(version)s, %(at)s, %(at)s)"
-    " on conflict (tenant_id, agent_name) do nothing"
-)
-UPDATE = (
-    "update agents set agent_version = %(agent_version)s, manifest = %(manifest)s,"
-    " description = %(description)s, labels = %(labels)s, version = %(version)s,"
-    " updated_at = %(at)s"
-    " where tenant_id = %(tenant)s and agent_name = %(name)s and version < %(version)s"
-)
-RETIRE = (
-    "update agents set status = 'retired', retired_reason = %(reason)s, version = %(version)s,"
-    " updated_at = %(at)s"
-    " where tenant_id = %(tenant)s and agent_name = %(name)s and version < %(version)s"
-)
-NEW_VERSION = (
-    "insert into agent_versions (tenant_id, agent_name, agent_version, manifest, module_digest,"
-    " deployed_at) values (%(tenant)s, %(name)s, %(agent_version)s, %(manifest)s,"
-    " %(module_digest)s, %(at)s) on conflict do nothing"
-)
+COLUMNS = (
+    "status", "agent_version", "manifest", "description", "labels", "version",
+    "retired_reason", "updated_at",
+)  # fmt: skip
 
 
-class AgentsProjection:
+class AgentsProjection(BatchPart):
     name = "agents"
     topics: tuple[str, ...] = (events_topic("agent"),)
 
-    def apply(
-        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
-    ) -> None:
-        env = value["envelope"]
-        if record_name not in (DEPLOYED, UPDATED, RETIRED) or env["aggregate_type"] != "agent":
-            return
-        value = storable(value)
-        params: dict[str, Any] = {
-            "tenant": env["tenant_id"],
-            "name": value["agent_name"],
-            "version": env["aggregate_version"],
-            "at": env["occurred_at"],
-        }
-        if record_name == RETIRED:
-            cur.execute(RETIRE, {**params, "reason": value.get("reason") or ""})
-            return
-        manifest = value["manifest"]
-        params |= {
+    def steps(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> Iterator[None]:
+        events = [
+            (name, storable(value))
+            for name, value, _ in batch
+            if name in (DEPLOYED, UPDATED, RETIRED)
+            and value["envelope"]["aggregate_type"] == "agent"
+        ]
+        agents = Rows("agents", ("tenant_id", "agent_name"), COLUMNS)
+        agents.load(cur, ("tenant_id", "agent_name"), {key(v) for _, v in events})
+        yield
+        versions: list[Row] = []
+        for name, value in events:
+            fold(agents, versions, name, value)
+        agents.flush(cur)
+        insert_new(cur, "agent_versions", versions)
+
+
+def key(value: dict[str, Any]) -> tuple[str, str]:
+    return value["envelope"]["tenant_id"], value["agent_name"]
+
+
+def fold(agents: Rows, versions: list[Row], name: str, value: dict[str, Any]) -> None:
+    """Apply one agent event if it is new to the row; a deployment or update that applied
+    records its version."""
+    env = value["envelope"]
+    version, at = env["aggregate_version"], env["occurred_at"]
+    row = agents.get(key(value))
+    if name == RETIRED:
+        if row is not None and row["version"] < version:
+            row.update(status="retired", retired_reason=value.get("reason") or "")
+            row.update(version=version, updated_at=at)
+        return
+    manifest = value["manifest"]
+    fields = {
+        "agent_version": manifest["version"],
+        "manifest": manifest,
+        "description": manifest.get("description") or "",
+        "labels": manifest.get("labels") or {},
+        "version": version,
+        "updated_at": at,
+    }
+    if name == DEPLOYED and row is None:
+        tenant, agent = key(value)
+        agents.put(
+            {"tenant_id": tenant, "agent_name": agent, "status": "deployed", **fields}
+            | {"created_at": at}
+        )
+    elif name == UPDATED and row is not None and row["version"] < version:
+        row.update(fields)
+    else:
+        return  # a duplicate or older event, or an update of an agent never deployed
+    versions.append(
+        {
+            "tenant_id": env["tenant_id"],
+            "agent_name": value["agent_name"],
             "agent_version": manifest["version"],
-            "manifest": Jsonb(manifest),
+            "manifest": manifest,
             "module_digest": manifest["module_digest"],
-            "description": manifest.get("description") or "",
-            "labels": Jsonb(manifest.get("labels") or {}),
+            "deployed_at": at,
         }
-        cur.execute(DEPLOY if record_name == DEPLOYED else UPDATE, params)
-        if cur.rowcount:
-            cur.execute(NEW_VERSION, params)
+    )

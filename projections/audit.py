@@ -9,14 +9,14 @@ so it commits with the core's checkpoint (decision 33).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
-from projections.runner import Position
-from projections.storable import storable
+from projections.bulk import BatchPart, insert_new
+from projections.runner import Delivered, Position
 from schemas.topics import AUDIT, TOPICS
 
 SIGNED_IN = "aion.audit.SignedIn"
@@ -29,12 +29,6 @@ ENFORCEMENT = "aion.enforcement.EnforcementDecided"
 KINDS = ("login", "logout", "command", "policy_change", "denial", "enforcement")
 OUTCOMES = ("ok", "rejected", "allow", "deny", "denied")
 DETAIL_TEXT_MAX = 500  # characters of one string in `detail`: an audit row stays small
-
-INSERT = (
-    'insert into audit_log (topic, partition, "offset", tenant_id, occurred_at, actor, kind,'
-    " action, target, outcome, command_id, event_id, detail) values (%s, %s, %s, %s, %s, %s,"
-    " %s, %s, %s, %s, %s, %s, %s) on conflict do nothing"
-)
 
 
 @dataclass(frozen=True)
@@ -107,34 +101,35 @@ def classify(record_name: str, value: dict[str, Any]) -> AuditEntry:
     return AuditEntry("command", short(record_name), "ok", target_of(env), _pick(value, "reason"))
 
 
-class AuditProjection:
+class AuditProjection(BatchPart):
     name = "audit"
     topics: tuple[str, ...] = (
         *(t.name for t in TOPICS if t.name.startswith("aion.events.")),
         AUDIT,
     )
 
-    def apply(
-        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
-    ) -> None:
-        value = storable(value)
-        env = value["envelope"]
-        entry = classify(record_name, value)
-        cur.execute(
-            INSERT,
-            (
-                at.topic,
-                at.partition,
-                at.offset,
-                env["tenant_id"],
-                env["occurred_at"],
-                env["actor"],
-                entry.kind,
-                entry.action,
-                entry.target,
-                entry.outcome,
-                env["command_id"] or None,
-                env["event_id"],
-                Jsonb(entry.detail),
-            ),
-        )
+    def steps(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> Iterator[None]:
+        yield  # nothing to load
+        insert_new(cur, "audit_log", [row(name, value, at) for name, value, at in batch])
+
+
+def row(record_name: str, value: dict[str, Any], at: Position) -> dict[str, Any]:
+    """The audit_log row of one event, keyed by its position. (NUL in its text becomes U+FFFD
+    where rows are written, projections/bulk.py.)"""
+    env = value["envelope"]
+    entry = classify(record_name, value)
+    return {
+        "topic": at.topic,
+        "partition": at.partition,
+        "offset": at.offset,
+        "tenant_id": env["tenant_id"],
+        "occurred_at": env["occurred_at"],
+        "actor": env["actor"],
+        "kind": entry.kind,
+        "action": entry.action,
+        "target": entry.target,
+        "outcome": entry.outcome,
+        "command_id": env["command_id"] or None,
+        "event_id": env["event_id"],
+        "detail": entry.detail,
+    }

@@ -6,60 +6,71 @@ recorded changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 
-from projections.runner import Position
+from projections.bulk import BatchPart, Rows
+from projections.runner import Delivered, Position
 from schemas.topics import TOPICS
 
 REJECTED = "aion.CommandRejected"
 # A policy's denial is the outcome of DeployAgent/UpdateAgent and SubmitTask: a 403 to a caller
 # who waits. (The denied task still exists, in status rejected.)
 DENIALS = frozenset({"aion.agent.AgentDeploymentRejected", "aion.task.TaskRejected"})
+# What a later event of the same command may change.
+COLUMNS = ("event_ids", "aggregate_version", "status", "code", "reason")
 
 
-class CommandOutcomesProjection:
+class CommandOutcomesProjection(BatchPart):
     name = "command_outcomes"
     topics: tuple[str, ...] = tuple(t.name for t in TOPICS if t.name.startswith("aion.events."))
 
-    def apply(
-        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
-    ) -> None:
-        env = value["envelope"]
-        if not env.get("command_outcome", True):
-            return  # a consequence on another aggregate, not what the command itself became
-        rejected = record_name == REJECTED
-        denied = record_name in DENIALS
-        cur.execute(
-            "insert into command_outcomes (command_id, command_type, tenant_id, aggregate_type,"
-            " aggregate_id, status, code, reason, field, aggregate_version, event_ids, topic,"
-            ' partition, "offset", decided_at)'
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, array[%s], %s, %s, %s, %s)"
-            " on conflict (command_id) do update set"
-            " event_ids = command_outcomes.event_ids || excluded.event_ids,"
-            " aggregate_version = greatest(command_outcomes.aggregate_version,"
-            " excluded.aggregate_version),"
-            " status = case when excluded.status = 'rejected' then 'rejected'"
-            " else command_outcomes.status end,"
-            " code = coalesce(excluded.code, command_outcomes.code),"
-            " reason = coalesce(excluded.reason, command_outcomes.reason)"
-            " where not (excluded.event_ids[1] = any(command_outcomes.event_ids))",
-            (
-                env["command_id"],
-                value.get("command_type") if rejected else None,
-                env["tenant_id"],
-                env["aggregate_type"],
-                env["aggregate_id"],
-                "rejected" if rejected or denied else "accepted",
-                "forbidden" if denied else value.get("code"),
-                value.get("reason") if rejected or denied else None,
-                value.get("field") if rejected or denied else None,
-                env["aggregate_version"],
-                env["event_id"],
-                at.topic,
-                at.partition,
-                at.offset,
-                env["occurred_at"],
-            ),
+    def steps(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> Iterator[None]:
+        # A consequence on another aggregate is not what the command itself became.
+        mine = [d for d in batch if d[1]["envelope"].get("command_outcome", True)]
+        outcomes = Rows("command_outcomes", ("command_id",), COLUMNS, versioned=False)
+        outcomes.load(cur, ("command_id",), {(v["envelope"]["command_id"],) for _, v, _ in mine})
+        yield
+        for name, value, at in mine:
+            record(outcomes, name, value, at)
+        outcomes.flush(cur)
+
+
+def record(outcomes: Rows, record_name: str, value: dict[str, Any], at: Position) -> None:
+    """Fold one event into its command's outcome: the first event makes the row, later ones
+    add their ids (an id already there changes nothing); a rejection wins over acceptance."""
+    env = value["envelope"]
+    rejected = record_name == REJECTED
+    denied = record_name in DENIALS
+    status = "rejected" if rejected or denied else "accepted"
+    code = "forbidden" if denied else value.get("code")
+    reason = value.get("reason") if rejected or denied else None
+    row = outcomes.get((env["command_id"],))
+    if row is None:
+        outcomes.put(
+            {
+                "command_id": env["command_id"],
+                "command_type": value.get("command_type") if rejected else None,
+                "tenant_id": env["tenant_id"],
+                "aggregate_type": env["aggregate_type"],
+                "aggregate_id": env["aggregate_id"],
+                "status": status,
+                "code": code,
+                "reason": reason,
+                "field": value.get("field") if rejected or denied else None,
+                "aggregate_version": env["aggregate_version"],
+                "event_ids": [env["event_id"]],
+                "topic": at.topic,
+                "partition": at.partition,
+                "offset": at.offset,
+                "decided_at": env["occurred_at"],
+            }
         )
+    elif env["event_id"] not in row["event_ids"]:
+        row["event_ids"] = [*row["event_ids"], env["event_id"]]
+        row["aggregate_version"] = max(row["aggregate_version"], env["aggregate_version"])
+        row["status"] = "rejected" if status == "rejected" else row["status"]
+        row["code"] = code if code is not None else row["code"]
+        row["reason"] = reason if reason is not None else row["reason"]

@@ -6,6 +6,7 @@ rows that command changed are visible too (read-your-writes after waiting).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -13,11 +14,12 @@ import psycopg
 from projections.agents import AgentsProjection
 from projections.api_keys import ApiKeysProjection
 from projections.audit import AuditProjection
+from projections.bulk import BatchPart
 from projections.command_outcomes import CommandOutcomesProjection
 from projections.enforcements import EnforcementsProjection
 from projections.models import ModelsProjection
 from projections.policies import PoliciesProjection
-from projections.runner import Position, Projection
+from projections.runner import Delivered, Position, Projection
 from projections.tasks import TasksProjection
 from projections.tenants import TenantsProjection
 
@@ -51,6 +53,24 @@ class CoreProjection:
     def apply(
         self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
     ) -> None:
+        self.apply_batch(cur, [(record_name, value, at)])
+
+    def apply_batch(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> None:
+        """Each part gets the whole batch's events of its topics, in order. Parts write
+        disjoint tables, so part after part is the same as event after event. Every part sends
+        its loads first, then each folds and writes in turn (see ``BatchPart``)."""
+        started: list[Iterator[None]] = []
         for part in self.parts:
-            if at.topic in part.topics:
-                part.apply(cur, record_name, value, at)
+            mine = [d for d in batch if d[2].topic in part.topics]
+            if not mine:
+                continue
+            if isinstance(part, BatchPart):
+                steps = part.steps(cur, mine)
+                next(steps, None)
+                started.append(steps)
+            else:
+                for name, value, at in mine:
+                    part.apply(cur, name, value, at)
+        for steps in started:
+            for _ in steps:
+                pass

@@ -6,53 +6,53 @@ the enforcement id is the key, so a duplicate insert does nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from commands.agent import strict_json
 from commands.enforcement import DECIDED
-from projections.runner import Position
-from projections.storable import storable
+from projections.bulk import BatchPart, insert_new
+from projections.runner import Delivered
 from schemas.topics import events_topic
 
 
-class EnforcementsProjection:
+class EnforcementsProjection(BatchPart):
     name = "enforcements"
     topics: tuple[str, ...] = (events_topic("enforcement"),)
 
-    def apply(
-        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
-    ) -> None:
-        env = value["envelope"]
-        if record_name != DECIDED or env["aggregate_type"] != "enforcement":
-            return
-        value = storable(value)
-        tenant = env["tenant_id"]
-        cur.execute(
-            "insert into enforcements (tenant_id, enforcement_id, subject_type, subject_id,"
-            " action, decision, policy_ids, diagnostics, request, decided_at)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) on conflict do nothing",
-            (
-                tenant,
-                value["enforcement_id"],
-                value["subject_type"],
-                value["subject_id"].removeprefix(f"{tenant}/"),
-                value["action"],
-                value["decision"],
-                list(value.get("policy_ids") or []),
-                list(value.get("diagnostics") or []),
-                _request(value.get("request") or ""),
-                env["occurred_at"],
-            ),
-        )
+    def steps(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> Iterator[None]:
+        yield  # nothing to load
+        rows = [
+            row(value)
+            for name, value, _ in batch
+            if name == DECIDED and value["envelope"]["aggregate_type"] == "enforcement"
+        ]
+        insert_new(cur, "enforcements", rows)
 
 
-def _request(text: str) -> Jsonb | None:
-    """The recorded Cedar request as jsonb; None when there is none or it is not JSON (which
-    must not stop the projection)."""
+def row(value: dict[str, Any]) -> dict[str, Any]:
+    env = value["envelope"]
+    tenant = env["tenant_id"]
+    return {
+        "tenant_id": tenant,
+        "enforcement_id": value["enforcement_id"],
+        "subject_type": value["subject_type"],
+        "subject_id": value["subject_id"].removeprefix(f"{tenant}/"),
+        "action": value["action"],
+        "decision": value["decision"],
+        "policy_ids": list(value.get("policy_ids") or []),
+        "diagnostics": list(value.get("diagnostics") or []),
+        "request": _request(value.get("request") or ""),
+        "decided_at": env["occurred_at"],
+    }
+
+
+def _request(text: str) -> Any:
+    """The recorded Cedar request, parsed; None when there is none or it is not JSON (which
+    must not stop the projection). NUL in its text becomes U+FFFD where rows are written."""
     try:
-        return Jsonb(storable(strict_json(text))) if text else None
+        return strict_json(text) if text else None
     except ValueError:
         return None

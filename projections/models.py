@@ -6,45 +6,55 @@ one event today, ModelRegistered at version 1; the guard keeps later events safe
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from commands.model_registry import REGISTERED
-from projections.runner import Position
+from projections.bulk import BatchPart, Rows
+from projections.runner import Delivered
 from projections.storable import storable
 from schemas.topics import events_topic
 
+COLUMNS = ("provider", "kind", "parameters", "description", "version", "updated_at")
 
-class ModelsProjection:
+
+class ModelsProjection(BatchPart):
     name = "models"
     topics: tuple[str, ...] = (events_topic("model"),)
 
-    def apply(
-        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
-    ) -> None:
-        env = value["envelope"]
-        if record_name != REGISTERED or env["aggregate_type"] != "model":
-            return
-        value = storable(value)
-        cur.execute(
-            "insert into models (tenant_id, model_name, provider, kind, parameters, description,"
-            " status, version, created_at, updated_at) values (%(tenant)s, %(name)s,"
-            " %(provider)s, %(kind)s, %(parameters)s, %(description)s, 'registered',"
-            " %(version)s, %(at)s, %(at)s)"
-            " on conflict (tenant_id, model_name) do update set provider = excluded.provider,"
-            " kind = excluded.kind, parameters = excluded.parameters,"
-            " description = excluded.description, version = excluded.version,"
-            " updated_at = excluded.updated_at where models.version < excluded.version",
-            {
-                "tenant": env["tenant_id"],
-                "name": value["model_name"],
-                "provider": value["provider"],
-                "kind": value["kind"],
-                "parameters": Jsonb(value.get("parameters") or {}),
-                "description": value.get("description") or "",
-                "version": env["aggregate_version"],
-                "at": env["occurred_at"],
-            },
+    def steps(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> Iterator[None]:
+        events = [
+            storable(value)
+            for name, value, _ in batch
+            if name == REGISTERED and value["envelope"]["aggregate_type"] == "model"
+        ]
+        models = Rows("models", ("tenant_id", "model_name"), COLUMNS)
+        keys = {(v["envelope"]["tenant_id"], v["model_name"]) for v in events}
+        models.load(cur, ("tenant_id", "model_name"), keys)
+        yield
+        for value in events:
+            fold(models, value)
+        models.flush(cur)
+
+
+def fold(models: Rows, value: dict[str, Any]) -> None:
+    """A registration makes the row or overwrites an older version of it."""
+    env = value["envelope"]
+    fields = {
+        "provider": value["provider"],
+        "kind": value["kind"],
+        "parameters": value.get("parameters") or {},
+        "description": value.get("description") or "",
+        "version": env["aggregate_version"],
+        "updated_at": env["occurred_at"],
+    }
+    row = models.get((env["tenant_id"], value["model_name"]))
+    if row is None:
+        models.put(
+            {"tenant_id": env["tenant_id"], "model_name": value["model_name"], **fields}
+            | {"status": "registered", "created_at": env["occurred_at"]}
         )
+    elif row["version"] < fields["version"]:
+        row.update(fields)

@@ -7,56 +7,60 @@ keeps its row (and its text) until a later PolicyPut makes it active again.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
 
 from commands.policy import DELETED, PUT_DONE
-from projections.runner import Position
+from projections.bulk import BatchPart, Rows
+from projections.runner import Delivered
 from projections.storable import storable
 from schemas.topics import events_topic
 
-PUT = (
-    "insert into policies (tenant_id, policy_id, cedar, description, status, policy_version,"
-    " version, created_at, updated_at) values (%(tenant)s, %(policy)s, %(cedar)s,"
-    " %(description)s, 'active', %(policy_version)s, %(version)s, %(at)s, %(at)s)"
-    " on conflict (tenant_id, policy_id) do update set cedar = excluded.cedar,"
-    " description = excluded.description, status = 'active',"
-    " policy_version = excluded.policy_version, version = excluded.version,"
-    " updated_at = excluded.updated_at where policies.version < excluded.version"
-)
-DELETE = (
-    "update policies set status = 'deleted', version = %(version)s, updated_at = %(at)s"
-    " where tenant_id = %(tenant)s and policy_id = %(policy)s and version < %(version)s"
-)
+COLUMNS = ("cedar", "description", "status", "policy_version", "version", "updated_at")
 
 
-class PoliciesProjection:
+class PoliciesProjection(BatchPart):
     name = "policies"
     topics: tuple[str, ...] = (events_topic("policy"),)
 
-    def apply(
-        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
-    ) -> None:
-        env = value["envelope"]
-        if record_name not in (PUT_DONE, DELETED) or env["aggregate_type"] != "policy":
-            return
-        value = storable(value)
-        params = {
-            "tenant": env["tenant_id"],
-            "policy": value["policy_id"],
-            "version": env["aggregate_version"],
-            "at": env["occurred_at"],
-        }
-        if record_name == DELETED:
-            cur.execute(DELETE, params)
-            return
-        cur.execute(
-            PUT,
-            {
-                **params,
-                "cedar": value["cedar"],
-                "description": value.get("description") or "",
-                "policy_version": value["policy_version"],
-            },
+    def steps(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> Iterator[None]:
+        events = [
+            (name, storable(value))
+            for name, value, _ in batch
+            if name in (PUT_DONE, DELETED) and value["envelope"]["aggregate_type"] == "policy"
+        ]
+        policies = Rows("policies", ("tenant_id", "policy_id"), COLUMNS)
+        keys = {(v["envelope"]["tenant_id"], v["policy_id"]) for _, v in events}
+        policies.load(cur, ("tenant_id", "policy_id"), keys)
+        yield
+        for name, value in events:
+            fold(policies, name, value)
+        policies.flush(cur)
+
+
+def fold(policies: Rows, name: str, value: dict[str, Any]) -> None:
+    """A put makes the row or overwrites an older version; a delete marks an older one."""
+    env = value["envelope"]
+    version, at = env["aggregate_version"], env["occurred_at"]
+    row = policies.get((env["tenant_id"], value["policy_id"]))
+    if name == DELETED:
+        if row is not None and row["version"] < version:
+            row.update(status="deleted", version=version, updated_at=at)
+        return
+    fields = {
+        "cedar": value["cedar"],
+        "description": value.get("description") or "",
+        "status": "active",
+        "policy_version": value["policy_version"],
+        "version": version,
+        "updated_at": at,
+    }
+    if row is None:
+        policies.put(
+            {"tenant_id": env["tenant_id"], "policy_id": value["policy_id"], **fields}
+            | {"created_at": at}
         )
+    elif row["version"] < version:
+        row.update(fields)

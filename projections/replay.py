@@ -12,21 +12,24 @@ continues with the new tables. Nothing is produced to Kafka: a replay has no sid
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from psycopg import sql
 
 from projections.migrate import migrate
-from projections.runner import Projection, ProjectionRunner, load_checkpoints
+from projections.runner import Delivered, Projection, ProjectionRunner, load_checkpoints
 from schemas.codec import Codec
 from streams.topic_snapshot import partition_ranges, tool_consumer
 
 Progress = Callable[[int, int], None]  # (events applied, events to apply)
+Decoded = tuple[list[Message], list[tuple[Message, Delivered]]]  # a batch and its events
 
 TABLES: dict[str, tuple[str, ...]] = {
     "core": (
@@ -92,6 +95,8 @@ class Replay:
         database_url: str,
         registry: str,
         since_ms: int | None = None,
+        shadow: str | None = None,
+        batch_size: int = 2000,
     ) -> None:
         if projection.name not in TABLES:
             raise ValueError(f"{projection.name} cannot be replayed into Postgres tables")
@@ -99,21 +104,26 @@ class Replay:
         self.kafka = kafka
         self.database_url = database_url
         self.since_ms = since_ms
-        self.shadow = f"replay_{projection.name}_{int(time.time())}"
+        self.shadow = shadow or f"replay_{projection.name}_{int(time.time())}"
         self.report = ReplayReport(projection.name, self.shadow)
         self.runner = ProjectionRunner(
             projection, kafka=kafka, database_url=database_url, codec=Codec(registry)
         )
         self.runner.take_lock = False  # the shadow writer must not wait for the live one
+        self.batch_size = batch_size
 
     def build(self, progress: Progress | None = None) -> None:
         """Create the shadow schema and fill it up to the live projection's positions."""
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("create schema {}").format(sql.Identifier(self.shadow)))
-        migrate(_in_schema(self.database_url, self.shadow))
+        self.create_shadow()
         with psycopg.connect(self.database_url) as live:
             targets = load_checkpoints(live, self.projection.name)
         self.catch_up(targets, progress)
+
+    def create_shadow(self) -> None:
+        """The shadow schema with every migration applied, empty."""
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("create schema {}").format(sql.Identifier(self.shadow)))
+        migrate(_in_schema(self.database_url, self.shadow))
 
     def catch_up(self, targets: dict[tuple[str, int], int], progress: Progress | None) -> None:
         started = time.monotonic()
@@ -129,25 +139,68 @@ class Replay:
             total = sum(targets[tp] - start for tp, start in starts.items())
             applied = 0
             consumer.assign([TopicPartition(t, p, o) for (t, p), o in starts.items()])
-            remaining = dict(starts)
-            while remaining:
-                batch: list[Message] = []
-                for message in consumer.consume(num_messages=500, timeout=0.5):
-                    if message.error() is not None:
-                        continue
-                    tp = (str(message.topic()), int(message.partition() or 0))
-                    if tp in remaining and int(message.offset() or 0) < targets[tp]:
-                        batch.append(message)
-                        if int(message.offset() or 0) + 1 >= targets[tp]:
-                            remaining.pop(tp)
-                if batch:
-                    self.runner.apply_batch(shadow, batch)
+            batches: queue.Queue[Decoded | BaseException | None] = queue.Queue(maxsize=2)
+            stop = threading.Event()
+            reader = threading.Thread(
+                target=self._read,
+                args=(consumer, targets, dict(starts), batches, stop),
+                daemon=True,
+            )
+            reader.start()
+            try:
+                while (item := batches.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    batch, decoded = item
+                    self.runner.apply_batch(shadow, batch, decoded)
                     applied += len(batch)
                     if progress:
                         progress(applied, total)
+            finally:
+                stop.set()
+                reader.join()
         consumer.close()
         self.report.events += applied
         self.report.seconds += time.monotonic() - started
+
+    def _read(
+        self,
+        consumer: Consumer,
+        targets: dict[tuple[str, int], int],
+        remaining: dict[tuple[str, int], int],
+        batches: queue.Queue[Decoded | BaseException | None],
+        stop: threading.Event,
+    ) -> None:
+        """Read and decode the next batch while the last one is written: decoding is Python
+        work, writing mostly waiting for Postgres, so the two overlap. Ends with None."""
+        try:
+            while remaining and not stop.is_set():
+                batch: list[Message] = []
+                while remaining and len(batch) < self.batch_size:
+                    found = consumer.consume(num_messages=self.batch_size, timeout=0.5)
+                    for message in found:
+                        if message.error() is not None:
+                            continue
+                        tp = (str(message.topic()), int(message.partition() or 0))
+                        if tp in remaining and int(message.offset() or 0) < targets[tp]:
+                            batch.append(message)
+                            if int(message.offset() or 0) + 1 >= targets[tp]:
+                                remaining.pop(tp)
+                    if not found:
+                        break
+                if batch:
+                    self._put(batches, stop, (batch, self.runner.decode_batch(batch)))
+            self._put(batches, stop, None)
+        except BaseException as exc:  # handed to the writing thread, which raises it
+            self._put(batches, stop, exc)
+
+    def _put(self, batches: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def verify_and_swap(self, swap: bool, accept_differences: bool = False) -> ReplayReport:
         """Pause the live runner, catch up to it, compare every table, swap if asked and equal

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
@@ -26,6 +26,7 @@ from opentelemetry import trace
 
 from aion import telemetry, tracing
 from aion.metrics import PROJECTION_BATCH_SECONDS, PROJECTION_EVENTS
+from projections.decoding import Decoder
 from schemas.codec import Codec, DecodeError, RegistryUnavailable
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ def position(message: Message) -> Position:
     return Position(str(message.topic()), int(message.partition() or 0), int(message.offset() or 0))
 
 
+# One decoded event as a projection gets it: record full name, value, Kafka position.
+Delivered = tuple[str, dict[str, Any], Position]
+
+
 class Projection(Protocol):
     name: str
     topics: tuple[str, ...]
@@ -50,6 +55,13 @@ class Projection(Protocol):
     def apply(
         self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
     ) -> None: ...
+
+
+@runtime_checkable
+class BatchProjection(Projection, Protocol):
+    """A projection that applies a whole batch at once (in event order, same guarantees)."""
+
+    def apply_batch(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> None: ...
 
 
 def load_checkpoints(conn: psycopg.Connection[Any], projection: str) -> dict[tuple[str, int], int]:
@@ -90,6 +102,7 @@ class ProjectionRunner:
         self.projection = projection
         self.database_url = database_url
         self.codec = codec
+        self.decoder = Decoder(codec)
         self.batch_size = batch_size
         self.stopping = threading.Event()
         # Each batch transaction takes the projection's advisory lock, so that a replay can
@@ -140,22 +153,83 @@ class ProjectionRunner:
             return False
         raise KafkaException(error)
 
-    def apply_batch(self, conn: psycopg.Connection[Any], batch: list[Message]) -> None:
+    def decode_batch(self, batch: list[Message]) -> list[tuple[Message, Delivered]]:
+        """The batch's events, decoded; poison messages left out."""
+        delivered: list[tuple[Message, Delivered]] = []
+        for message in batch:
+            record = self._decode(message)
+            if record is not None:
+                delivered.append((message, (record[0], record[1], position(message))))
+        return delivered
+
+    def apply_batch(
+        self,
+        conn: psycopg.Connection[Any],
+        batch: list[Message],
+        decoded: list[tuple[Message, Delivered]] | None = None,
+    ) -> None:
+        """Apply a batch and its positions in one transaction (``decoded``: the batch's
+        events when they were decoded beforehand, as a replay does on another thread)."""
         started = time.perf_counter()
-        decoded = [(m, self._decode(m)) for m in batch]
-        applied = 0
-        with conn.transaction(), conn.cursor() as cur:
+        delivered = self.decode_batch(batch) if decoded is None else decoded
+        # A batched projection's statements need no result before the next is sent (but for
+        # its loads), so they go in pipeline mode: Postgres writes one part while Python folds
+        # the next. Errors still end the transaction before this returns.
+        batched = isinstance(self.projection, BatchProjection)
+        with (
+            conn.pipeline() if batched else nullcontext(),
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
             if self.take_lock:
                 key = f"aion.projection.{self.projection.name}"
                 cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (key,))
-            for message, record in decoded:
-                if record is not None:
-                    with self._event_span(message, record[0], record[1].get("envelope")):
-                        self.projection.apply(cur, record[0], record[1], position(message))
-                    applied += 1
+            if batched:
+                assert isinstance(self.projection, BatchProjection)
+                with self._batch_spans(delivered):
+                    self.projection.apply_batch(cur, [d for _, d in delivered])
+            else:
+                for message, (name, value, at) in delivered:
+                    with self._event_span(message, name, value.get("envelope")):
+                        self.projection.apply(cur, name, value, at)
             save_checkpoints(cur, self.projection.name, batch)
-        PROJECTION_EVENTS.labels(self.projection.name).inc(applied)
+        PROJECTION_EVENTS.labels(self.projection.name).inc(len(delivered))
         PROJECTION_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
+
+    @contextmanager
+    def _batch_spans(self, delivered: list[tuple[Message, Delivered]]) -> Iterator[None]:
+        """The per-event CONSUMER spans of a batch applied at once: each traced event's span
+        starts before the batch and ends after it (the time its rows took to write)."""
+        spans = []
+        for message, (name, value, at) in delivered:
+            envelope = value.get("envelope")
+            if tracing.has_parent(envelope):
+                spans.append(
+                    tracer.start_span(
+                        f"process {at.topic}",
+                        context=tracing.parent_context(envelope),
+                        kind=trace.SpanKind.CONSUMER,
+                        attributes=self._span_attributes(message, name, envelope),
+                    )
+                )
+        try:
+            yield
+        finally:
+            for span in spans:
+                span.end()
+
+    def _span_attributes(
+        self, message: Message, record_name: str, envelope: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        at = position(message)
+        return {
+            **tracing.kafka_attributes(
+                at.topic, message.key(), at.partition, at.offset, self.group
+            ),
+            "messaging.message.id": str((envelope or {}).get("event_id")),
+            "aion.projection": self.projection.name,
+            "aion.event.type": record_name,
+        }
 
     @contextmanager
     def _event_span(
@@ -168,20 +242,11 @@ class ProjectionRunner:
             if not tracing.has_parent(envelope):
                 yield
                 return
-            at = position(message)
-            attributes = {
-                **tracing.kafka_attributes(
-                    at.topic, message.key(), at.partition, at.offset, self.group
-                ),
-                "messaging.message.id": str((envelope or {}).get("event_id")),
-                "aion.projection": self.projection.name,
-                "aion.event.type": record_name,
-            }
             with tracer.start_as_current_span(
-                f"process {at.topic}",
+                f"process {message.topic()}",
                 context=tracing.parent_context(envelope),
                 kind=trace.SpanKind.CONSUMER,
-                attributes=attributes,
+                attributes=self._span_attributes(message, record_name, envelope),
             ):
                 yield
 
@@ -190,7 +255,7 @@ class ProjectionRunner:
         at, delay = position(message), 0.5
         while True:
             try:
-                return self.codec.decode(at.topic, message.value() or b"")
+                return self.decoder.decode(at.topic, message.value() or b"")
             except DecodeError as exc:
                 # Not ours to repair here: skip it (the stream processors dead-letter it).
                 log.error("%s skipped undecodable %s: %s", self.projection.name, at, exc)

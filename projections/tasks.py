@@ -16,11 +16,10 @@ watchdog already failed as worker_lost does not rewrite it (its artifacts are st
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from commands.model import Event
 from commands.task import (
@@ -36,101 +35,151 @@ from commands.task import (
     TaskState,
     evolve,
 )
-from projections.runner import Position
+from projections.bulk import BatchPart, Row, Rows, insert_new
+from projections.runner import Delivered
 from projections.storable import storable
 from schemas.topics import events_topic
 
-SUBMIT = (
-    "insert into tasks (tenant_id, task_id, agent_name, agent_version, status, input,"
-    " input_bytes, labels, deadline_ms, submitted_by, version, submitted_at, updated_at)"
-    " values (%(tenant)s, %(task)s, %(agent_name)s, %(agent_version)s, 'submitted', %(input)s,"
-    " %(input_bytes)s, %(labels)s, %(deadline_ms)s, %(submitted_by)s, %(version)s, %(at)s,"
-    " %(at)s) on conflict (tenant_id, task_id) do nothing"
-)
 # What evolve reads and writes after the submission; the rest of the row never changes.
-CURRENT = (
-    "select status, enforcement_id, attempt, run_id, output_digest, reason, version from tasks"
-    " where tenant_id = %(tenant)s and task_id = %(task)s for update"
-)
-ADVANCE = (
-    "update tasks set status = %(status)s, enforcement_id = %(enforcement_id)s,"
-    " attempt = %(attempt)s, run_id = %(run_id)s, output_digest = %(output_digest)s,"
-    " reason = %(reason)s, version = %(version)s, updated_at = %(at)s,"
-    " finished_at = case when %(ended)s then %(at)s else finished_at end"
-    " where tenant_id = %(tenant)s and task_id = %(task)s and version < %(version)s"
-)
-
-RUN_KEY = "tenant_id = %(tenant)s and task_id = %(task)s and run_id = %(run_id)s"
-UNFINISHED = "status in ('scheduled', 'running')"
-RUN_STATEMENTS = {
-    SCHEDULED: "insert into runs (tenant_id, task_id, run_id, attempt, status, scheduled_at)"
-    " values (%(tenant)s, %(task)s, %(run_id)s, %(attempt)s, 'scheduled', %(at)s)"
-    " on conflict do nothing",
-    RUN_STARTED: "update runs set status = 'running', worker = %(worker)s, started_at = %(at)s"
-    f" where {RUN_KEY} and status = 'scheduled'",
-    RUN_PROGRESS: "update runs set progress_percent = %(percent)s,"
-    f" progress_message = %(message)s where {RUN_KEY}",
-    RUN_SUCCEEDED: "update runs set status = 'succeeded', output_digest = %(output_digest)s,"
-    " output_bytes = %(output_bytes)s, fuel_used = %(fuel_used)s,"
-    f" duration_ms = %(duration_ms)s, finished_at = %(at)s where {RUN_KEY} and {UNFINISHED}",
-    RUN_FAILED: "update runs set status = 'failed', failure_reason = %(reason)s,"
-    " failure_message = %(message)s, fuel_used = %(fuel_used)s, duration_ms = %(duration_ms)s,"
-    f" finished_at = %(at)s where {RUN_KEY} and {UNFINISHED}",
-    ARTIFACT_STORED: "insert into artifacts (tenant_id, task_id, run_id, artifact_id, digest,"
-    " size_bytes, content_type, object_key, stored_at) values (%(tenant)s, %(task)s,"
-    " %(run_id)s, %(artifact_id)s, %(digest)s, %(size_bytes)s, %(content_type)s,"
-    " %(object_key)s, %(at)s) on conflict do nothing",
-}
+TASK_COLUMNS = (
+    "status", "enforcement_id", "attempt", "run_id", "output_digest", "reason", "version",
+    "updated_at", "finished_at",
+)  # fmt: skip
+RUN_COLUMNS = (
+    "status", "worker", "started_at", "progress_percent", "progress_message", "output_digest",
+    "output_bytes", "fuel_used", "duration_ms", "failure_reason", "failure_message",
+    "finished_at",
+)  # fmt: skip
+UNFINISHED = ("scheduled", "running")
 
 
-class TasksProjection:
+class TasksProjection(BatchPart):
     name = "tasks"
     topics: tuple[str, ...] = (events_topic("task"),)
 
-    def apply(
-        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
-    ) -> None:
-        env = value["envelope"]
-        if record_name not in TASK_EVENTS or env["aggregate_type"] != "task":
-            return  # CommandRejected (the outcomes' business) and anything not the task's
-        value = storable(value)
-        payload = {k: v for k, v in value.items() if k != "envelope"}
-        params = {
-            **payload,
-            "tenant": env["tenant_id"],
-            "task": value["task_id"],
-            "version": env["aggregate_version"],
-            "at": env["occurred_at"],
-        }
-        if record_name == SUBMITTED:
-            cur.execute(SUBMIT, {**params, "labels": Jsonb(value.get("labels") or {})})
-            if cur.rowcount == 1:
-                return
-            # Already submitted: evolve counts it and changes nothing else (if it is newer).
-        if not self._advance(cur, Event(record_name, payload), params):
-            return  # a duplicate or older event, or a task never submitted
-        if record_name in RUN_STATEMENTS:
-            cur.execute(RUN_STATEMENTS[record_name], params)
+    def steps(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> Iterator[None]:
+        # CommandRejected (the outcomes' business) and anything not the task's are left out.
+        events = [
+            (name, storable(value))
+            for name, value, _ in batch
+            if name in TASK_EVENTS and value["envelope"]["aggregate_type"] == "task"
+        ]
+        keys = {(v["envelope"]["tenant_id"], v["task_id"]) for _, v in events}
+        tasks = Rows("tasks", ("tenant_id", "task_id"), TASK_COLUMNS)
+        runs = Rows("runs", ("tenant_id", "task_id", "run_id"), RUN_COLUMNS, versioned=False)
+        tasks.load(cur, ("tenant_id", "task_id"), keys)
+        runs.load(cur, ("tenant_id", "task_id"), keys)
+        yield
+        artifacts: list[Row] = []
+        for name, value in events:
+            fold(tasks, runs, artifacts, name, value)
+        tasks.flush(cur)
+        runs.flush(cur)
+        insert_new(cur, "artifacts", artifacts)
 
-    def _advance(self, cur: psycopg.Cursor[Any], event: Event, params: dict[str, Any]) -> bool:
-        """Fold the event into the task row if it is newer; False when it was not applied."""
-        with cur.connection.cursor(row_factory=dict_row) as rows:
-            row = rows.execute(CURRENT, params).fetchone()
-        if row is None or row["version"] >= params["version"]:
-            return False
-        before = TaskState(**row)
-        after = evolve(before, event)
-        cur.execute(
-            ADVANCE,
+
+def fold(tasks: Rows, runs: Rows, artifacts: list[Row], name: str, value: dict[str, Any]) -> None:
+    """Apply one task-stream event to the task's row, and then to its run or artifacts, if it
+    is newer than the row."""
+    env = value["envelope"]
+    tenant, task, version, at = (
+        env["tenant_id"], value["task_id"], env["aggregate_version"], env["occurred_at"],
+    )  # fmt: skip
+    row = tasks.get((tenant, task))
+    if name == SUBMITTED and row is None:
+        tasks.put(
             {
-                **params,
-                "status": after.status,
-                "enforcement_id": after.enforcement_id,
-                "attempt": after.attempt,
-                "run_id": after.run_id,
-                "output_digest": after.output_digest,
-                "reason": after.reason,
-                "ended": after.status in TERMINAL and before.status not in TERMINAL,
-            },
+                "tenant_id": tenant,
+                "task_id": task,
+                "agent_name": value["agent_name"],
+                "agent_version": value["agent_version"],
+                "status": "submitted",
+                "input": value["input"],
+                "input_bytes": value["input_bytes"],
+                "labels": value.get("labels") or {},
+                "deadline_ms": value["deadline_ms"],
+                "submitted_by": value["submitted_by"],
+                "enforcement_id": None,
+                "attempt": 0,
+                "run_id": None,
+                "output_digest": None,
+                "reason": None,
+                "version": version,
+                "submitted_at": at,
+                "updated_at": at,
+                "finished_at": None,
+            }
         )
-        return cur.rowcount == 1
+        return
+    # Already submitted: evolve counts it and changes nothing else (if it is newer).
+    if row is None or row["version"] >= version:
+        return  # a duplicate or older event, or a task never submitted
+    payload = {k: v for k, v in value.items() if k != "envelope"}
+    before = TaskState(**{f: row[f] for f in STATE_FIELDS}, version=row["version"])
+    after = evolve(before, Event(name, payload))
+    row.update({f: getattr(after, f) for f in STATE_FIELDS}, version=version, updated_at=at)
+    if after.status in TERMINAL and before.status not in TERMINAL:
+        row["finished_at"] = at
+    if name == ARTIFACT_STORED:
+        artifacts.append(
+            {
+                "tenant_id": tenant,
+                "task_id": task,
+                "run_id": value["run_id"],
+                "artifact_id": value["artifact_id"],
+                "digest": value["digest"],
+                "size_bytes": value["size_bytes"],
+                "content_type": value["content_type"],
+                "object_key": value["object_key"],
+                "stored_at": at,
+            }
+        )
+    elif name in RUN_EVENTS:
+        run_event(runs, name, (tenant, task, value["run_id"]), value, at)
+
+
+STATE_FIELDS = ("status", "enforcement_id", "attempt", "run_id", "output_digest", "reason")
+RUN_EVENTS = frozenset({SCHEDULED, RUN_STARTED, RUN_PROGRESS, RUN_SUCCEEDED, RUN_FAILED})
+
+
+def run_event(runs: Rows, name: str, key: tuple[str, str, str], value: Row, at: Any) -> None:
+    """A run follows the kernel's reports only; its first ending is kept."""
+    run = runs.get(key)
+    if name == SCHEDULED:
+        if run is None:
+            tenant, task, run_id = key
+            runs.put(
+                {
+                    "tenant_id": tenant,
+                    "task_id": task,
+                    "run_id": run_id,
+                    "attempt": value["attempt"],
+                    "status": "scheduled",
+                    "scheduled_at": at,
+                }
+            )
+        return
+    if run is None:
+        return
+    if name == RUN_STARTED and run["status"] == "scheduled":
+        run.update(status="running", worker=value["worker"], started_at=at)
+    elif name == RUN_PROGRESS:
+        run.update(progress_percent=value["percent"], progress_message=value["message"])
+    elif name == RUN_SUCCEEDED and run["status"] in UNFINISHED:
+        run.update(
+            status="succeeded",
+            output_digest=value["output_digest"],
+            output_bytes=value["output_bytes"],
+            fuel_used=value["fuel_used"],
+            duration_ms=value["duration_ms"],
+            finished_at=at,
+        )
+    elif name == RUN_FAILED and run["status"] in UNFINISHED:
+        run.update(
+            status="failed",
+            failure_reason=value["reason"],
+            failure_message=value["message"],
+            fuel_used=value["fuel_used"],
+            duration_ms=value["duration_ms"],
+            finished_at=at,
+        )

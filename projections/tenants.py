@@ -1,90 +1,95 @@
 """The tenants read model (tenants and their users).
 
-Version-guarded: each statement applies only when the event's aggregate version is newer than
-the row's, so a duplicate or a replayed older event changes nothing.
+Version-guarded: a member or status event applies only when the event's aggregate version is
+newer than the tenant row's, so a duplicate or a replayed older event changes nothing; a
+TenantCreated for a tenant that exists changes nothing either.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
-from projections.runner import Position
+from projections.bulk import BatchPart, Row, Rows
+from projections.runner import Delivered
 from schemas.topics import events_topic
 
-# Bumps the tenant's version; the other statements run only when this one matched a row.
-ADVANCE = (
-    "update tenants set version = %(version)s, updated_at = %(at)s, last_event_id = %(event_id)s"
-    " where tenant_id = %(tenant)s and version < %(version)s"
-)
+STATUS_EVENTS = {"TenantSuspended": "suspended", "TenantReinstated": "active"}
+MEMBER_EVENTS = frozenset({"UserAdded", "RolesAssigned", "UserRemoved"})
+KINDS = frozenset({"TenantCreated", *STATUS_EVENTS, *MEMBER_EVENTS})
 
 
-class TenantsProjection:
+class TenantsProjection(BatchPart):
     name = "tenants"
     topics: tuple[str, ...] = (events_topic("tenant"),)
 
-    def apply(
-        self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
-    ) -> None:
-        env = value["envelope"]
-        kind = record_name.rsplit(".", 1)[-1]
-        params = {
-            "tenant": env["aggregate_id"],
-            "version": env["aggregate_version"],
-            "at": env["occurred_at"],
-            "event_id": env["event_id"],
-        }
-        if kind == "TenantCreated":
-            cur.execute(
-                "insert into tenants (tenant_id, display_name, labels, limits, status, version,"
-                " created_at, updated_at, last_event_id) values (%(tenant)s, %(name)s,"
-                " %(labels)s, %(limits)s, 'active', %(version)s, %(at)s, %(at)s, %(event_id)s)"
-                " on conflict (tenant_id) do nothing",
+    def steps(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> Iterator[None]:
+        events = [(n.rsplit(".", 1)[-1], v) for n, v, _ in batch]
+        events = [(kind, v) for kind, v in events if kind in KINDS]
+        tenants = Rows(
+            "tenants",
+            ("tenant_id",),
+            ("version", "updated_at", "last_event_id", "status", "suspension_reason"),
+        )
+        users = Rows(
+            "tenant_users",
+            ("tenant_id", "user_id"),
+            ("display_name", "roles", "added_at"),
+            versioned=False,
+        )
+        tenants.load(cur, ("tenant_id",), {(v["envelope"]["aggregate_id"],) for _, v in events})
+        members = {(v["envelope"]["aggregate_id"],) for k, v in events if k in MEMBER_EVENTS}
+        users.load(cur, ("tenant_id",), members)
+        yield
+        for kind, value in events:
+            fold(tenants, users, kind, value)
+        tenants.flush(cur)  # first: users refer to their tenant
+        users.flush(cur)
+
+
+def fold(tenants: Rows, users: Rows, kind: str, value: dict[str, Any]) -> None:
+    """Apply one tenant event to the rows, if it is new to them."""
+    env = value["envelope"]
+    tenant, version, at = env["aggregate_id"], env["aggregate_version"], env["occurred_at"]
+    row = tenants.get((tenant,))
+    if kind == "TenantCreated":
+        if row is None:
+            tenants.put(
                 {
-                    **params,
-                    "name": value["display_name"],
-                    "labels": Jsonb(value["labels"]),
-                    "limits": Jsonb(value.get("limits") or {}),
-                },
+                    "tenant_id": tenant,
+                    "display_name": value["display_name"],
+                    "labels": value["labels"],
+                    "limits": value.get("limits") or {},
+                    "status": "active",
+                    "version": version,
+                    "created_at": at,
+                    "updated_at": at,
+                    "last_event_id": env["event_id"],
+                }
             )
-            return
-        if kind not in MEMBER_EVENTS and kind not in STATUS_EVENTS:
-            return
-        cur.execute(ADVANCE, params)
-        if cur.rowcount == 0:
-            return  # a duplicate or older event: already applied
-        if kind in STATUS_EVENTS:
-            status, reason = STATUS_EVENTS[kind], value.get("reason")
-            cur.execute(
-                "update tenants set status = %s, suspension_reason = %s where tenant_id = %s",
-                (status, reason if status == "suspended" else None, params["tenant"]),
-            )
-        else:
-            MEMBER_EVENTS[kind](cur, params["tenant"], value, env)
-
-
-def _user_added(cur: psycopg.Cursor[Any], tenant: str, value: dict[str, Any], env: Any) -> None:
-    cur.execute(
-        "insert into tenant_users (tenant_id, user_id, display_name, roles, added_at)"
-        " values (%s, %s, %s, %s, %s) on conflict do nothing",
-        (tenant, value["user_id"], value["display_name"], value["roles"], env["occurred_at"]),
-    )
-
-
-def _roles(cur: psycopg.Cursor[Any], tenant: str, value: dict[str, Any], env: Any) -> None:
-    cur.execute(
-        "update tenant_users set roles = %s where tenant_id = %s and user_id = %s",
-        (value["roles"], tenant, value["user_id"]),
-    )
-
-
-def _removed(cur: psycopg.Cursor[Any], tenant: str, value: dict[str, Any], env: Any) -> None:
-    cur.execute(
-        "delete from tenant_users where tenant_id = %s and user_id = %s", (tenant, value["user_id"])
-    )
-
-
-STATUS_EVENTS = {"TenantSuspended": "suspended", "TenantReinstated": "active"}
-MEMBER_EVENTS = {"UserAdded": _user_added, "RolesAssigned": _roles, "UserRemoved": _removed}
+        return
+    if row is None or row["version"] >= version:
+        return  # a duplicate or older event: already applied (or no such tenant)
+    row.update(version=version, updated_at=at, last_event_id=env["event_id"])
+    if kind in STATUS_EVENTS:
+        row["status"] = STATUS_EVENTS[kind]
+        row["suspension_reason"] = value.get("reason") if row["status"] == "suspended" else None
+        return
+    key = (tenant, value["user_id"])
+    user: Row | None = users.get(key)
+    if kind == "UserAdded" and user is None:
+        users.put(
+            {
+                "tenant_id": tenant,
+                "user_id": value["user_id"],
+                "display_name": value["display_name"],
+                "roles": list(value["roles"]),
+                "added_at": at,
+            }
+        )
+    elif kind == "RolesAssigned" and user is not None:
+        user["roles"] = list(value["roles"])
+    elif kind == "UserRemoved":
+        users.delete(key)
