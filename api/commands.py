@@ -29,7 +29,6 @@ from schemas.topics import COMMANDS
 
 tracer = trace.get_tracer("aion.api")
 MAX_WAIT_SECONDS = 30.0
-PENDING_TTL_SECONDS = 7 * 24 * 3600
 # The HTTP status of each rejection code the deciders use.
 REJECTION_STATUS = {
     "already_exists": 409,
@@ -110,11 +109,12 @@ async def submit(request: Request, command: CommandRequest) -> Response:
     wait = requested_wait(request)
     expected = expected_version(request)
     key = request.headers.get("idempotency-key")
-    digest = idempotency.fingerprint(
-        request.method, request.url.path, command.fingerprint_of or command.payload, expected
-    )
     command_id = str(uuid.uuid4())
+    digest = ""
     if key is not None:
+        digest = idempotency.fingerprint(
+            request.method, request.url.path, command.fingerprint_of or command.payload, expected
+        )
         claim = await idempotency.claim(state.redis, command.tenant_id, key, digest)
         command_id = claim.command_id
         if not claim.first:
@@ -185,11 +185,7 @@ async def produce(
                 **{name: text.encode() for name, text in carrier.items()},
             },
         )
-    await state.redis.set(
-        f"aion:command:{command_id}",
-        f"{delivered.partition}:{delivered.offset}:{command.tenant_id}",
-        ex=PENDING_TTL_SECONDS,
-    )
+    state.pending.add(command_id, f"{delivered.partition}:{delivered.offset}:{command.tenant_id}")
     return {"topic": delivered.topic, "partition": delivered.partition, "offset": delivered.offset}
 
 
@@ -305,8 +301,8 @@ async def get_command(request: Request) -> Response:
     outcome = await load_outcome(state, command_id)
     if outcome is not None and visible(request, str(outcome["tenant_id"])):
         return JSONResponse(outcome)
-    pending = await state.redis.get(f"aion:command:{command_id}") if outcome is None else None
-    text = "" if pending is None else (pending.decode() if isinstance(pending, bytes) else pending)
+    pending = await state.pending.get(command_id) if outcome is None else None
+    text = pending or ""
     partition, _, rest = text.partition(":")
     offset, _, tenant_id = rest.partition(":")
     if pending is None or not visible(request, tenant_id):

@@ -1,28 +1,37 @@
 """Token buckets in Redis: one per tenant and one per caller (token subject or API key).
 
-One Lua script takes a token from every bucket of a request atomically, with Redis's own clock,
+One Lua script takes tokens from every bucket of a request atomically, with Redis's own clock,
 so API replicas share the buckets and never disagree about time. A refused request takes
 nothing from any bucket. Headers follow the IETF RateLimit draft (``RateLimit-Limit``,
 ``RateLimit-Remaining``, ``RateLimit-Reset``) plus ``Retry-After`` on a 429.
+
+Leases: a busy caller does not cost a Redis round trip per request. When a pair of buckets has
+room, the script hands this process a small lease (50 ms of the slower bucket's rate, at most
+5% of its burst) that the process spends locally for up to ``LEASE_S``; a lease of one token
+is what a slow or nearly empty bucket gets, so low limits stay exact (decision 40). Tokens of a
+lease that expires unspent are lost, as if spent: never more than the lease size per caller.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
-# KEYS: bucket keys. ARGV: for each bucket rate (tokens/s) and burst, in KEYS order.
-# A bucket is a hash {tokens, at_us}. The tightest bucket is the one with the fewest tokens
-# (every request takes one from each, so it runs out first). Returns {allowed, its level,
+# KEYS: bucket keys. ARGV: for each bucket rate (tokens/s) and burst, in KEYS order, then the
+# tokens wanted (a lease). A bucket is a hash {tokens, at_us}. Every bucket gives the lease if
+# all can, else one token if all can, else nothing. The tightest bucket is the one with the
+# fewest tokens (it runs out first). Returns {tokens granted, the tightest bucket's level,
 # micro-seconds until it holds a token again, its index}.
 TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local levels = {}
-local allowed = 1
+local wanted = tonumber(ARGV[2 * #KEYS + 1])
+local allowed = wanted
 local tightest, tightest_level = 1, math.huge
 for i, key in ipairs(KEYS) do
   local rate = tonumber(ARGV[2 * i - 1])
@@ -32,6 +41,7 @@ for i, key in ipairs(KEYS) do
   local at = tonumber(state[2]) or now
   tokens = math.min(burst, tokens + (now - at) * rate / 1000000)
   levels[i] = tokens
+  if tokens < allowed then allowed = 1 end
   if tokens < 1 then allowed = 0 end
   if tokens < tightest_level then tightest, tightest_level = i, tokens end
 end
@@ -39,7 +49,7 @@ for i, key in ipairs(KEYS) do
   local rate = tonumber(ARGV[2 * i - 1])
   local burst = tonumber(ARGV[2 * i])
   local tokens = levels[i]
-  if allowed == 1 then tokens = tokens - 1 end
+  tokens = tokens - allowed
   levels[i] = tokens
   redis.call('HSET', key, 'tokens', tostring(tokens), 'at_us', tostring(now))
   redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
@@ -56,6 +66,25 @@ class Bucket:
     key: str  # e.g. "tenant:acme" or "key:0123456789abcdef"
     rate_per_s: float
     burst: int
+
+
+LEASE_S = 1.0
+LEASE_SHARE_OF_RATE_S = 0.05  # a lease is 50 ms of the slower bucket's rate
+LEASE_SHARE_OF_BURST = 0.05  # and at most 5% of the smaller burst
+
+
+def lease_size(buckets: list[Bucket]) -> int:
+    rate = min(b.rate_per_s for b in buckets)
+    burst = min(b.burst for b in buckets)
+    return max(1, min(int(rate * LEASE_SHARE_OF_RATE_S), int(burst * LEASE_SHARE_OF_BURST)))
+
+
+@dataclass
+class Lease:
+    tokens: int
+    level: float  # the tightest bucket's level when the lease was granted, after it
+    tightest: Bucket
+    until: float  # monotonic
 
 
 @dataclass(frozen=True)
@@ -85,15 +114,31 @@ class RateLimiter:
         self.redis = redis
         self.prefix = prefix
         self._script: Any = redis.register_script(TAKE)
+        self._leases: dict[tuple[Bucket, ...], Lease] = {}
 
     async def take(self, buckets: list[Bucket]) -> Verdict:
         """Take one token from every bucket, or none when any is empty."""
+        lease_key = tuple(buckets)
+        lease = self._leases.get(lease_key)
+        now = time.monotonic()
+        if lease is not None and lease.tokens > 0 and now < lease.until:
+            lease.tokens -= 1
+            remaining = max(0, math.floor(lease.level + lease.tokens))
+            return Verdict(True, lease.tightest, remaining, 0)
         keys = [self.prefix + b.key for b in buckets]
         args: list[float | int] = []
         for b in buckets:
             args += [b.rate_per_s, b.burst]
-        allowed, level, wait_us, index = await self._script(keys=keys, args=args)
+        args.append(lease_size(buckets))
+        granted, level, wait_us, index = await self._script(keys=keys, args=args)
+        granted = int(granted)
         tightest = buckets[int(index) - 1]
+        if granted > 1:
+            self._leases[lease_key] = Lease(granted - 1, float(level), tightest, now + LEASE_S)
+            if len(self._leases) > 10_000:
+                self._leases.pop(next(iter(self._leases)))
+        else:
+            self._leases.pop(lease_key, None)
         remaining = max(0, math.floor(float(level)))
-        retry = math.ceil(int(wait_us) / 1_000_000) if not int(allowed) else 0
-        return Verdict(bool(int(allowed)), tightest, remaining, max(retry, 0 if allowed else 1))
+        retry = math.ceil(int(wait_us) / 1_000_000) if not granted else 0
+        return Verdict(granted > 0, tightest, remaining, max(retry, 0 if granted else 1))

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from aion.settings import Settings
 from aion.stack.s3 import s3_client
 from api.authorization import TenantPolicies
+from api.pending import PendingCommands
 from api.producer import AsyncProducer
 from api.rate_limits import RateLimiter
 from api.tokens import TokenVerifier
@@ -32,6 +33,7 @@ class ApiState:
     tokens: TokenVerifier
     limiter: RateLimiter
     tenant_policies: TenantPolicies
+    pending: PendingCommands
     known_tenants: set[str] = field(default_factory=set)  # tenants seen in the read model
 
     @classmethod
@@ -56,11 +58,13 @@ class ApiState:
             tokens=TokenVerifier(settings),
             limiter=RateLimiter(redis),
             tenant_policies=TenantPolicies(),
+            pending=PendingCommands(redis),
         )
 
     async def close(self) -> None:
         await asyncio.to_thread(self.search.stop)
         self.producer.close()
         await self.db.close()
+        await self.pending.close()
         await self.tokens.close()
         await self.redis.aclose()

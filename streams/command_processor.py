@@ -112,22 +112,27 @@ async def decide(streams: StreamsApp, table: Any, message: Any, command: Command
         return
     started = time.monotonic()
     carrier = tracing.current_carrier()
+    acks = []
     for emission in plan.emissions:
         topic = streams.topics[emission.topic]
         tracing.carry_into(emission.value["envelope"], carrier)
         data = await registry_retry(
             streams.codec.encode, emission.topic, emission.record, emission.value
         )
-        pending = await topic.send(
-            key=emission.key.encode(),
-            value=data,
-            headers={
-                "aion-type": emission.record.encode(),
-                "aion-command-id": command.command_id.encode(),
-                **{name: text.encode() for name, text in carrier.items()},
-            },
+        acks.append(
+            await topic.send(
+                key=emission.key.encode(),
+                value=data,
+                headers={
+                    "aion-type": emission.record.encode(),
+                    "aion-command-id": command.command_id.encode(),
+                    **{name: text.encode() for name, text in carrier.items()},
+                },
+            )
         )
-        await pending  # wait for the broker's ack before the state moves on
+    # Every broker ack before the state moves on; sent together, they are awaited together
+    # (a partition's messages keep their order in the producer either way).
+    await asyncio.gather(*acks)
     failpoints.hit("after-produce", command.type)
     # No await from here on: the documents are stored together, the command's own last.
     for key, document in plan.writes.items():

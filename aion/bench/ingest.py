@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -59,6 +62,46 @@ class BareEndpoint:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def downstream_paused(system: System, tenant: str) -> Iterator[None]:
+    """The worker, projector and kernel stopped (SIGSTOP) while the endpoints are loaded, then
+    resumed and given time to catch up: both endpoints then share the two cores with Kafka and
+    wrk only, and the backlog one run leaves does not slow the next (decision 40)."""
+    paused = [pid for role, pid in system.pids.items() if role != "serve"]
+    for pid in paused:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in paused:
+            os.kill(pid, signal.SIGCONT)
+    settle(system, tenant)
+
+
+def settle(system: System, tenant: str, timeout: float = 600) -> None:
+    """Wait until everything sent to ``tenant`` is decided (a marker command behind it on its
+    partition has its outcome) and every projection has caught up (no lag)."""
+    deadline = time.monotonic() + timeout
+    marker = {"model_name": f"marker-{uuid.uuid4().hex[:8]}", "provider": "local", "kind": "chat"}
+    sent = httpx.post(
+        f"{system.api}/v1/tenants/{tenant}/models",
+        json=marker,
+        headers=system.headers,
+        timeout=30,
+    )
+    sent.raise_for_status()
+    status_url = f"{system.api}{sent.json()['status_url']}"
+    while time.monotonic() < deadline:
+        if httpx.get(status_url, headers=system.headers, timeout=10).json()["status"] != "pending":
+            break
+        time.sleep(0.5)
+    while time.monotonic() < deadline:
+        lag = httpx.get(f"{system.api}/readyz", timeout=30).json().get("projection_lag")
+        if isinstance(lag, dict) and sum(int(v) for v in lag.values()) == 0:
+            return
+        time.sleep(0.5)
 
 
 def ingest(system: System, trials: int, seconds: float, connections: int = 32) -> list[Figure]:

@@ -20,7 +20,7 @@ def test_a_batch_submits_the_valid_items_and_names_the_invalid_ones(api: httpx.C
     )
     assert created.status_code == 201, created.text
     items = [
-        {"task_id": "a", "agent_name": "nobody", "input": "{\"n\": 1}"},
+        {"task_id": "a", "agent_name": "nobody", "input": '{"n": 1}'},
         {"task_id": "b", "agent_name": 5},  # agent_name must be a string
         {"agent_name": "nobody", "input": "{}"},  # the task id is generated
     ]

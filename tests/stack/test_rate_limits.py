@@ -62,3 +62,32 @@ def test_a_refusal_takes_nothing_from_the_other_bucket(stack: Stack, settings: S
     assert verdicts[1].bucket == tight
     assert verdicts[6].bucket == tenant and verdicts[6].retry_after_s > 100
     assert verdicts[5].headers()["RateLimit-Limit"] == "5"  # the tightest bucket is described
+
+
+def test_a_busy_caller_spends_a_local_lease_and_redis_sees_it_taken(
+    stack: Stack, settings: Settings
+) -> None:
+    bucket = Bucket("key:busy", rate_per_s=1000, burst=1000)  # a lease of 50 tokens
+
+    async def body(limiter: RateLimiter) -> tuple[list[Verdict], float]:
+        verdicts = [await limiter.take([bucket])]
+        stored = await limiter.redis.hget(f"{limiter.prefix}key:busy", "tokens")
+        verdicts += [await limiter.take([bucket]) for _ in range(49)]
+        after = await limiter.redis.hget(f"{limiter.prefix}key:busy", "tokens")
+        assert after == stored  # 49 more requests, no round trip: the lease paid for them
+        return verdicts, float(stored)
+
+    verdicts, stored = run(settings, body)
+    assert all(v.allowed for v in verdicts)
+    assert 949 <= stored <= 951  # the whole lease was taken at once
+    assert verdicts[-1].remaining <= verdicts[1].remaining
+
+
+def test_a_slow_bucket_is_exact_to_the_last_token(stack: Stack, settings: Settings) -> None:
+    bucket = Bucket("key:edge", rate_per_s=0.001, burst=40)  # slow: leases of one token
+
+    async def body(limiter: RateLimiter) -> list[bool]:
+        return [(await limiter.take([bucket])).allowed for _ in range(45)]
+
+    allowed = run(settings, body)
+    assert allowed.count(True) == 40 and allowed[40:] == [False] * 5
