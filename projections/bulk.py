@@ -28,6 +28,11 @@ import psycopg
 from projections.runner import Delivered, Position
 from projections.storable import REPLACEMENT
 
+try:  # the same JSON as the standard library's encoder, several times faster, when installed
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None  # type: ignore[assignment]
+
 Row = dict[str, Any]
 Key = tuple[Any, ...]
 
@@ -42,11 +47,17 @@ def _plain(value: Any) -> Any:
 _NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
+def _encode(rows: Sequence[Row]) -> str:
+    if _orjson is not None:
+        return _orjson.dumps(rows, default=_plain).decode()
+    return json.dumps(rows, default=_plain, ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(rows: Sequence[Row]) -> str:
     """Rows as a JSON array, times in ISO 8601 (Postgres reads them back exactly). Postgres
     refuses NUL in text and jsonb, so it becomes U+FFFD here, in every string of every row
     (see projections/storable.py), without walking the rows in Python."""
-    text = json.dumps(rows, default=_plain, ensure_ascii=False, separators=(",", ":"))
+    text = _encode(rows)
     return _NUL.sub("\\1" + REPLACEMENT, text) if "\\u0000" in text else text
 
 

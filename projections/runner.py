@@ -108,6 +108,10 @@ class ProjectionRunner:
         # Each batch transaction takes the projection's advisory lock, so that a replay can
         # pause this runner for the moment it swaps tables (projections/replay.py).
         self.take_lock = True
+        # A span per traced event, under the span that produced it; a replay turns it off
+        # (re-applying history is not part of those requests, and extracting each event's
+        # trace context cost a rebuild a fifth of its time).
+        self.trace = True
         self.group = f"aion.projection.{projection.name}"
         self.consumer = Consumer(
             {
@@ -190,7 +194,8 @@ class ProjectionRunner:
                     self.projection.apply_batch(cur, [d for _, d in delivered])
             else:
                 for message, (name, value, at) in delivered:
-                    with self._event_span(message, name, value.get("envelope")):
+                    envelope = value.get("envelope") if self.trace else None
+                    with self._event_span(message, name, envelope):
                         self.projection.apply(cur, name, value, at)
             save_checkpoints(cur, self.projection.name, batch)
         PROJECTION_EVENTS.labels(self.projection.name).inc(len(delivered))
@@ -201,7 +206,7 @@ class ProjectionRunner:
         """The per-event CONSUMER spans of a batch applied at once: each traced event's span
         starts before the batch and ends after it (the time its rows took to write)."""
         spans = []
-        for message, (name, value, at) in delivered:
+        for message, (name, value, at) in delivered if self.trace else ():
             envelope = value.get("envelope")
             if tracing.has_parent(envelope):
                 spans.append(

@@ -13,11 +13,18 @@ REPLACEMENT = "\ufffd"
 
 
 def storable(value: Any) -> Any:
-    """``value`` with NUL replaced in every string, dict key and list item."""
+    """``value`` with NUL replaced in every string, dict key and list item (``value`` itself
+    when it has none: ``repr``, in C, finds that faster than a walk in Python)."""
+    if "\\x00" not in repr(value):
+        return value
+    return _replaced(value)
+
+
+def _replaced(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
     if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
+        return {_replaced(k): _replaced(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [storable(v) for v in value]
+        return [_replaced(v) for v in value]
     return value

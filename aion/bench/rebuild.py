@@ -137,7 +137,7 @@ def ours(settings: Settings, ranges: Ranges) -> float:
     )
     try:
         replay.create_shadow()
-        replay.catch_up({tp: end for tp, (_, end) in ranges.items()}, None)
+        replay.fill({tp: end for tp, (_, end) in ranges.items()}, None)
         expected = sum(end - start for start, end in ranges.values())
         if replay.report.events != expected:
             raise RuntimeError(f"rebuilt {replay.report.events} events, not {expected}")

@@ -129,19 +129,18 @@ def tenant_history(tenant: str) -> list[Record]:
 def test_a_tenants_users_coming_and_going_in_one_batch(conn: psycopg.Connection[Any]) -> None:
     tenant = new_tenant_id()
     history = tenant_history(tenant)
-    topic = TenantsProjection.topics[0]
-    rows = same_either_way(conn, delivered(twice_then_older(history), topic), tenant)
+    batch = delivered(twice_then_older(history), TenantsProjection.topics[0])
+    rows = same_either_way(conn, batch, tenant)
     assert [(r[1], r[2]) for r in rows["tenant_users"]] == [("bo", "Bo again")]
     [tenant_row] = rows["tenants"]
     assert "active" in tenant_row and 9 in tenant_row
     # Split anywhere into two batches (two transactions of the runner): the same rows.
-    for cut in range(1, len(history)):
+    for cut in range(1, len(batch)):
         with conn.transaction(force_rollback=True), conn.cursor() as cur:
             core = CoreProjection()
-            batch = delivered(twice_then_older(history), topic)
             core.apply_batch(cur, batch[:cut])
             core.apply_batch(cur, batch[cut:])
-            assert snapshot(cur, tenant, ALL_TABLES) == rows
+            assert snapshot(cur, tenant, ALL_TABLES) == rows, f"split at {cut}"
 
 
 def test_outcomes_of_commands_with_several_events_in_one_batch(
