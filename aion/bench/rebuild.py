@@ -39,7 +39,7 @@ from streams.topic_snapshot import tool_consumer
 SCENARIO = "4 projection rebuild"
 QUICK_EVENTS = 10_000
 FULL_EVENTS = 100_000
-BATCH = 500  # messages per transaction, as the replay's
+BATCH = 2000  # messages per transaction, for both sides (the replay's default)
 SCRATCH_PREFIX = "bench_rebuild_"
 USERS_PER_TENANT = 99  # synthetic history: a TenantCreated and 99 UserAdded per tenant
 
@@ -134,6 +134,7 @@ def ours(settings: Settings, ranges: Ranges) -> float:
         database_url=settings.database,
         registry=settings.registry,
         shadow=f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}",
+        batch_size=BATCH,
     )
     try:
         replay.create_shadow()
