@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aion.stack.prerequisites import MissingPrerequisite
@@ -26,6 +26,16 @@ wrk.method = "POST"
 function setup(thread)
   thread:set("id", #threads + 1)
   table.insert(threads, thread)
+end
+statuses = {}
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    local seen = thread:get("statuses")
+    for status, count in pairs(seen) do io.write("status ", status, " ", count, "\\n") end
+  end
 end
 function request()
   counter = counter + 1
@@ -44,6 +54,7 @@ class Load:
     p99_ms: float
     requests: int
     failed: int  # non-2xx answers and socket errors
+    bad_statuses: dict[int, int] = field(default_factory=dict)  # status -> count, non-2xx
 
 
 def wrk_path() -> str:
@@ -68,6 +79,7 @@ def parse(output: str) -> Load:
     if not (rate and total and p50 and p99):
         raise ValueError(f"unexpected wrk output:\n{output}")
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    statuses = {int(s): int(n) for s, n in re.findall(r"^status (\d+) (\d+)$", output, re.M)}
     sockets = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
     )
@@ -75,7 +87,12 @@ def parse(output: str) -> Load:
     if sockets:
         failed += sum(int(n) for n in sockets.groups())
     return Load(
-        float(rate.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), int(total.group(1)), failed
+        float(rate.group(1)),
+        _ms(p50.group(1)),
+        _ms(p99.group(1)),
+        int(total.group(1)),
+        failed,
+        {s: n for s, n in statuses.items() if not 200 <= s < 300},
     )
 
 

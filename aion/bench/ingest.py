@@ -121,11 +121,13 @@ def ingest(system: System, trials: int, seconds: float, connections: int = 32) -
     finally:
         bare.stop()
     failed = sum(load.failed for load in ours)
-    note = (
-        f"{connections} connections; {failed} non-2xx or socket errors"
-        if failed
-        else (f"{connections} connections")
-    )
+    statuses: dict[int, int] = {}
+    for load in ours:
+        for status, count in load.bad_statuses.items():
+            statuses[status] = statuses.get(status, 0) + count
+    note = f"{connections} connections"
+    if failed:
+        note += f"; {failed} non-2xx or socket errors {statuses}"
     scenario = "1 HTTP ingest"
     return [
         Figure(
@@ -241,4 +243,95 @@ def end_to_end(system: System, trials: int, seconds: float, rate: float = 200) -
             target="< 250 ms",
             check=lambda f: f.median < 250,
         ),
+    ]
+
+
+def _batch_body(n: int, run: str, start: int) -> dict[str, object]:
+    tasks = [
+        {"task_id": f"b-{run}-{start + i}", "agent_name": "bench-none", "input": "{}"}
+        for i in range(n)
+    ]
+    return {"tasks": tasks}
+
+
+def _raw_producer_rate(system: System, tenant: str, n: int, run: str) -> float:
+    """Tasks/s of a bare confluent-kafka producer sending the same SubmitTask records."""
+    from confluent_kafka import Producer
+
+    from schemas.codec import Codec
+    from schemas.topics import COMMANDS, producer_config
+
+    codec = Codec(system.settings.registry)
+    producer = Producer(producer_config(system.settings.kafka, **{"linger.ms": 2}))
+    started = time.perf_counter()
+    for i in range(n):
+        command_id = str(uuid.uuid4())
+        task_id = f"r-{run}-{i}"
+        envelope: dict[str, object] = {
+            "command_id": command_id,
+            "command_type": "aion.task.SubmitTask",
+            "correlation_id": command_id,
+            "tenant_id": tenant,
+            "aggregate_type": "task",
+            "aggregate_id": f"{tenant}/{task_id}",
+            "expected_version": None,
+            "idempotency_key": None,
+            "issued_at": int(time.time() * 1000),
+            "actor": "bench",
+            "actor_roles": [],
+            "traceparent": None,
+            "tracestate": None,
+        }
+        value = codec.encode(
+            COMMANDS,
+            "aion.task.SubmitTask",
+            {
+                "envelope": envelope,
+                "task_id": task_id,
+                "agent_name": "bench-none",
+                "input": "{}",
+                "labels": {},
+                "deadline_ms": None,
+                "submitted_by": None,
+            },
+        )
+        while True:
+            try:
+                producer.produce(COMMANDS, key=tenant.encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(30)
+    return n / (time.perf_counter() - started)
+
+
+def bulk(system: System, trials: int, batches: int, size: int = 500) -> list[Figure]:
+    """Scenario 2: tasks/s through POST .../tasks/batch (``batches`` requests of ``size``,
+    one after another) beside a raw producer sending as many of the same records."""
+    tenant = bench_tenant(system)
+    ours, base = [], []
+    with (
+        downstream_paused(system, tenant),
+        httpx.Client(base_url=system.api, headers=system.headers, timeout=60) as client,
+    ):
+        for trial in range(trials):
+            run = f"{uuid.uuid4().hex[:6]}{trial}"
+            started = time.perf_counter()
+            for b in range(batches):
+                answer = client.post(
+                    f"/v1/tenants/{tenant}/tasks/batch", json=_batch_body(size, run, b * size)
+                )
+                answer.raise_for_status()
+            ours.append(batches * size / (time.perf_counter() - started))
+            base.append(_raw_producer_rate(system, tenant, batches * size, run))
+    return [
+        Figure(
+            "2 bulk ingest",
+            f"tasks/s ({size} per request)",
+            "/s",
+            ours,
+            base,
+            "raw confluent-kafka producer",
+        )
     ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from aion.bench import decisions, ingest
+from aion.bench import decisions, ingest, rebuild
 from aion.bench.harness import Figure, fmt, machine, plot, write_json
 from aion.bench.system import System
 
@@ -25,10 +25,12 @@ class Plan:
     ingest_s: float
     e2e_s: float
     inproc_s: float
+    batches: int  # requests of 500 tasks per bulk trial
+    quick: bool
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
-        return cls(2, 2, 3, 0.3) if quick else cls(5, 8, 10, 2)
+        return cls(2, 2, 3, 0.3, 4, True) if quick else cls(5, 8, 10, 2, 20, False)
 
 
 def memory(system: System) -> list[Figure]:
@@ -47,7 +49,9 @@ def memory(system: System) -> list[Figure]:
 def scenarios(system: System, plan: Plan) -> list[tuple[str, Callable[[], list[Figure]]]]:
     return [
         ("1 HTTP ingest", lambda: ingest.ingest(system, plan.trials, plan.ingest_s)),
+        ("2 bulk ingest", lambda: ingest.bulk(system, plan.trials, plan.batches)),
         ("3 end-to-end latency", lambda: ingest.end_to_end(system, plan.trials, plan.e2e_s)),
+        ("4 projection rebuild", lambda: rebuild.rebuild(system, plan.trials, plan.quick)),
         ("7 memory", lambda: memory(system)),
         ("5 kernel", lambda: decisions.kernel_runs(plan.trials, plan.inproc_s)),
         ("6 policy", lambda: decisions.policy_decisions(plan.trials, plan.inproc_s)),
@@ -79,7 +83,9 @@ def run(system: System, quick: bool, out: Path, console: Console) -> list[Figure
     started = time.monotonic()
     for name, scenario in scenarios(system, plan):
         console.print(f"[bold]{name}[/bold] …")
+        began = time.monotonic()
         figures += scenario()
+        console.print(f"  {name}: {time.monotonic() - began:.1f} s")
     stamp = time.strftime("%Y%m%dT%H%M%S")
     extra = {"quick": quick, "seconds": round(time.monotonic() - started, 1), "at": stamp}
     write_json(figures, out / f"bench-{stamp}.json", extra)

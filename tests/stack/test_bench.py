@@ -11,7 +11,15 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-SCENARIOS = {"1 HTTP ingest", "3 end-to-end at 200/s", "5 kernel", "6 policy", "7 memory"}
+SCENARIOS = {
+    "1 HTTP ingest",
+    "2 bulk ingest",
+    "3 end-to-end at 200/s",
+    "4 projection rebuild",
+    "5 kernel",
+    "6 policy",
+    "7 memory",
+}
 
 
 def test_a_quick_bench_reports_every_scenario(system: str, tmp_path: Path) -> None:
