@@ -3,8 +3,10 @@ producer and codec) that only turns the body into the same Avro command and prod
 
 No authentication, rate limit, authorization, validation, tenant check, idempotency or
 pending-status write: the ratio of Aion's rate to this one's is the price of all of those.
+The bytes are those of an `aion.commands` record (same schema id); they go to a topic of the
+benchmark's own, so that no worker has to decide them afterwards.
 
-    python -m aion.bench.bare_endpoint PORT
+    python -m aion.bench.bare_endpoint PORT TOPIC
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from schemas.topics import COMMANDS
 RECORD = "aion.model.RegisterModel"
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, topic: str) -> Starlette:
     state: dict[str, object] = {}
 
     @asynccontextmanager
@@ -65,7 +67,7 @@ def create_app(settings: Settings) -> Starlette:
         producer = state["producer"]
         assert isinstance(codec, Codec) and isinstance(producer, AsyncProducer)
         value = codec.encode(COMMANDS, RECORD, {"envelope": envelope, **payload})
-        delivered = await producer.send(COMMANDS, tenant.encode(), value, {})
+        delivered = await producer.send(topic, tenant.encode(), value, {})
         return JSONResponse(
             {"command_id": command_id, "position": [delivered.partition, delivered.offset]},
             status_code=202,
@@ -78,7 +80,7 @@ def create_app(settings: Settings) -> Starlette:
 
 
 def main() -> None:
-    server.run(create_app(Settings()), "127.0.0.1", int(sys.argv[1]))
+    server.run(create_app(Settings(), sys.argv[2]), "127.0.0.1", int(sys.argv[1]))
 
 
 if __name__ == "__main__":

@@ -22,12 +22,16 @@ from dataclasses import dataclass
 
 import httpx
 import psycopg
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from aion.bench.harness import Figure
 from aion.bench.http_load import Load, post_models
 from aion.bench.system import System, free_port, wait_for
+from aion.settings import Settings
 
 WAIT = {"Prefer": "wait=20"}
+BARE_TOPIC = "aion.bench.bare-ingest"
 
 
 def bench_tenant(system: System) -> str:
@@ -49,10 +53,11 @@ class BareEndpoint:
     proc: subprocess.Popen[bytes]
 
     @classmethod
-    def start(cls) -> BareEndpoint:
+    def start(cls, settings: Settings) -> BareEndpoint:
         port = free_port()
+        bench_topic(settings, create=True)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aion.bench.bare_endpoint", str(port)],
+            [sys.executable, "-m", "aion.bench.bare_endpoint", str(port), BARE_TOPIC],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -62,6 +67,26 @@ class BareEndpoint:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+
+
+def bench_topic(settings: Settings, create: bool) -> None:
+    """The baselines' own topic (nothing consumes it): made by the scenarios that need it,
+    deleted once at the end of the run (a topic re-made right after its deletion may not
+    exist yet)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka})
+    if create:
+        spec = NewTopic(
+            BARE_TOPIC,
+            num_partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication,
+            config={"retention.ms": "600000"},
+        )
+        futures = admin.create_topics([spec], request_timeout=30)
+    else:
+        futures = admin.delete_topics([BARE_TOPIC], request_timeout=30)
+    for future in futures.values():
+        with contextlib.suppress(KafkaException):  # already there / already gone
+            future.result()
 
 
 @contextlib.contextmanager
@@ -107,7 +132,7 @@ def settle(system: System, tenant: str, timeout: float = 600) -> None:
 def ingest(system: System, trials: int, seconds: float, connections: int = 32) -> list[Figure]:
     tenant = bench_tenant(system)
     path = f"/v1/tenants/{tenant}/models"
-    bare = BareEndpoint.start()
+    bare = BareEndpoint.start(system.settings)
     ours: list[Load] = []
     base: list[Load] = []
     try:
@@ -255,7 +280,8 @@ def _batch_body(n: int, run: str, start: int) -> dict[str, object]:
 
 
 def _raw_producer_rate(system: System, tenant: str, n: int, run: str) -> float:
-    """Tasks/s of a bare confluent-kafka producer sending the same SubmitTask records."""
+    """Tasks/s of a bare confluent-kafka producer sending the same SubmitTask records (the
+    bytes of aion.commands records, to the benchmark's own topic: nothing decides them)."""
     from confluent_kafka import Producer
 
     from schemas.codec import Codec
@@ -297,12 +323,14 @@ def _raw_producer_rate(system: System, tenant: str, n: int, run: str) -> float:
         )
         while True:
             try:
-                producer.produce(COMMANDS, key=tenant.encode(), value=value)
+                producer.produce(BARE_TOPIC, key=tenant.encode(), value=value)
                 break
             except BufferError:
                 producer.poll(0.01)
         producer.poll(0)
-    producer.flush(30)
+    left = producer.flush(30)
+    if left:
+        raise RuntimeError(f"{left} records of the raw producer were not delivered in 30 s")
     return n / (time.perf_counter() - started)
 
 

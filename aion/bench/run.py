@@ -30,7 +30,7 @@ class Plan:
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
-        return cls(2, 2, 3, 0.3, 4, True) if quick else cls(5, 8, 10, 2, 20, False)
+        return cls(2, 1, 3, 0.3, 2, True) if quick else cls(5, 8, 10, 2, 20, False)
 
 
 def memory(system: System) -> list[Figure]:
@@ -81,11 +81,14 @@ def run(system: System, quick: bool, out: Path, console: Console) -> list[Figure
     plan = Plan.of(quick)
     figures: list[Figure] = []
     started = time.monotonic()
-    for name, scenario in scenarios(system, plan):
-        console.print(f"[bold]{name}[/bold] …")
-        began = time.monotonic()
-        figures += scenario()
-        console.print(f"  {name}: {time.monotonic() - began:.1f} s")
+    try:
+        for name, scenario in scenarios(system, plan):
+            console.print(f"[bold]{name}[/bold] …")
+            began = time.monotonic()
+            figures += scenario()
+            console.print(f"  {name}: {time.monotonic() - began:.1f} s")
+    finally:
+        ingest.bench_topic(system.settings, create=False)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     extra = {"quick": quick, "seconds": round(time.monotonic() - started, 1), "at": stamp}
     write_json(figures, out / f"bench-{stamp}.json", extra)
