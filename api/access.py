@@ -9,6 +9,7 @@ and the sign-in flow.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 from prometheus_client import Counter
 from starlette.requests import HTTPConnection
@@ -31,13 +32,27 @@ AUTH_FAILURES = Counter(
 )
 
 
+ROUTE_CACHE_SIZE = 4096
+_routes: OrderedDict[tuple[str, str], tuple[str, dict[str, str]] | None] = OrderedDict()
+
+
 def matched_route(scope: Scope) -> tuple[str, dict[str, str]] | None:
-    """The path template and parameters of the route that will handle the request."""
+    """The path template and parameters of the route that will handle the request (the same
+    method and path always match the same route, so the answer is remembered)."""
+    key = (scope["method"], scope["path"])
+    if key in _routes:
+        _routes.move_to_end(key)
+        return _routes[key]
+    found = None
     for route in scope["app"].router.routes:
         match, child = route.matches(scope)
         if match == Match.FULL:
-            return str(route.path), dict(child.get("path_params", {}))
-    return None
+            found = str(route.path), dict(child.get("path_params", {}))
+            break
+    _routes[key] = found
+    if len(_routes) > ROUTE_CACHE_SIZE:
+        _routes.popitem(last=False)
+    return found
 
 
 def buckets(state: ApiState, principal: Principal, tenant: str | None) -> list[Bucket]:

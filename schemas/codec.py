@@ -8,16 +8,18 @@ our topics; our own consumers also resolve it against the current reader schema.
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from typing import Any
 
+import fastavro
 from confluent_kafka.schema_registry import (
     Schema,
     SchemaRegistryClient,
     topic_record_subject_name_strategy,
 )
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from schemas import catalog
@@ -61,7 +63,7 @@ class Codec:
         # A bounded wait: these calls are synchronous, and the stream processor's event loop
         # must never hang on a registry that stopped answering mid-request.
         self.client = SchemaRegistryClient({"url": registry_url, "timeout": REGISTRY_TIMEOUT})
-        self._serializers: dict[str, AvroSerializer] = {}
+        self._headers: dict[tuple[str, str], bytes] = {}  # (topic, record) -> magic + id
         self._readers: dict[str, AvroDeserializer] = {}
         self._writers: dict[int, dict[str, Any]] = {}
 
@@ -82,20 +84,31 @@ class Codec:
         return ids
 
     def encode(self, topic: str, record_name: str, value: dict[str, Any]) -> bytes:
-        serializer = self._serializers.get(record_name)
-        if serializer is None:
-            serializer = AvroSerializer(
-                self.client,
-                catalog.record(record_name).text,
-                conf={
-                    "auto.register.schemas": False,
-                    "subject.name.strategy": topic_record_subject_name_strategy,
-                },
-            )
-            self._serializers[record_name] = serializer
-        data = serializer(value, SerializationContext(topic, MessageField.VALUE))
-        assert data is not None
-        return data
+        """The Confluent wire format of ``value``: magic byte, the schema id registered for
+        ``<topic>-<record>`` (looked up once), then fastavro's binary encoding.
+
+        Written here rather than through confluent-kafka's AvroSerializer, which validated and
+        resolved rules on every call for a third of the API's encoding time; the bytes are the
+        same (a test decodes them with confluent-kafka's deserializer)."""
+        key = (topic, record_name)
+        header = self._headers.get(key)
+        if header is None:
+            try:
+                registered = self.client.lookup_schema(
+                    subject(topic, record_name), Schema(catalog.record(record_name).text, "AVRO")
+                )
+            except Exception as exc:
+                if _registry_down(exc):
+                    raise RegistryUnavailable(f"schema registry: {exc}") from exc
+                raise
+            if registered.schema_id is None:
+                raise RegistryUnavailable(f"the registry gave no id for {subject(*key)}")
+            header = b"\x00" + struct.pack(">I", registered.schema_id)
+            self._headers[key] = header
+        body = io.BytesIO()
+        body.write(header)
+        fastavro.schemaless_writer(body, catalog.record(record_name).parsed, value)
+        return body.getvalue()
 
     def writer_schema(self, data: bytes) -> dict[str, Any]:
         """The schema a message was written with (JSON form), from the id in its header."""

@@ -54,7 +54,7 @@ HISTORY = {
     "aion.policy.PolicyPut", "aion.task.TaskSubmitted", "aion.task.TaskAuthorized",
     "aion.task.TaskScheduled", "aion.run.RunStarted", "aion.artifact.ArtifactStored",
     "aion.run.RunSucceeded", "aion.task.TaskSucceeded", "aion.run.RunFailed",
-    "aion.task.TaskFailed", "aion.CommandRejected",
+    "aion.task.TaskFailed", "aion.CommandRejected", "aion.api_key.ApiKeyCreated",
 }  # fmt: skip
 TASK_EVENTS = {
     "TaskSubmitted", "TaskAuthorized", "TaskScheduled", "RunStarted", "ArtifactStored",
@@ -95,6 +95,10 @@ def history(system: str, settings: Settings) -> dict[str, Any]:
         run_task(api, settings, tenant, "crash", {}, "TaskFailed")
         cancel = api.post(f"/v1/tenants/{tenant}/tasks/{task_id}/cancel", json={}, headers=WAIT)
         assert cancel.status_code == 409, cancel.text
+        key = api.post(
+            f"/v1/tenants/{tenant}/api-keys", json={"name": "ci", "roles": ["viewer"]}, headers=WAIT
+        )
+        assert key.status_code == 201, key.text  # so that every events topic has a record
         other = new_tenant_id()
         created = api.post(
             "/v1/tenants", json={"tenant_id": other, "display_name": "O"}, headers=WAIT
