@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -27,21 +26,9 @@ from aion.settings import Settings
 from aion.stack.oidc import Oidc
 from schemas.topics import AUDIT, COMMANDS
 from tests.stack.identity import admin_client, bearer
-from tests.stack.test_tenants_api import assert_problem, new_tenant_id
+from tests.stack.test_tenants_api import assert_problem, high_watermark, new_tenant_id
 
 WAIT = {"Prefer": "wait=20"}
-
-
-def high_watermark(settings: Settings, topic: str) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "aion-tests-wm"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        )
-    finally:
-        consumer.close()
 
 
 @pytest.fixture(scope="module")

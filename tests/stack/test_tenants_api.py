@@ -23,16 +23,21 @@ def new_tenant_id() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-def commands_high_watermark(settings: Settings) -> int:
+def high_watermark(settings: Settings, topic: str) -> int:
+    """Records ever written to ``topic`` (the sum of its partitions' end offsets)."""
     consumer = Consumer({"bootstrap.servers": settings.kafka, "group.id": "aion-tests-watermarks"})
     try:
-        partitions = consumer.list_topics(COMMANDS, timeout=10).topics[COMMANDS].partitions
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return sum(
-            consumer.get_watermark_offsets(TopicPartition(COMMANDS, p), timeout=10)[1]
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
             for p in partitions
         )
     finally:
         consumer.close()
+
+
+def commands_high_watermark(settings: Settings) -> int:
+    return high_watermark(settings, COMMANDS)
 
 
 def events_for(settings: Settings, aggregate_id: str) -> list[tuple[str, dict[str, Any]]]:
