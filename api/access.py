@@ -80,7 +80,9 @@ class AccessMiddleware:
         try:
             principal, headers = await self.admit(state, scope)
         except Problem as problem:
-            AUTH_FAILURES.labels(str(problem.status), problem.code).inc()
+            # 401s by what was wrong with the credential (expired, signature...), else the code
+            reason = str(problem.extra.get("reason") or problem.code)
+            AUTH_FAILURES.labels(str(problem.status), reason).inc()
             await problem_response(problem, scope["path"])(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal

@@ -139,6 +139,9 @@ def test_forged_tokens_are_refused_with_401_and_produce_nothing(
         assert response.headers["www-authenticate"].startswith("Bearer"), name
         assert body["reason"], name
     assert (high_watermark(settings, COMMANDS), high_watermark(settings, AUDIT)) == before
+    metrics = httpx.get(f"{system}/metrics", timeout=30).text
+    for reason in ("algorithm", "expired", "not_yet_valid", "iss", "aud", "signature"):
+        assert f'aion_auth_failures_total{{reason="{reason}",status="401"}}' in metrics, reason
 
 
 def test_no_credential_and_a_malformed_header_are_401(
