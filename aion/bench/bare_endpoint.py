@@ -32,6 +32,28 @@ from schemas.topics import COMMANDS
 RECORD = "aion.model.RegisterModel"
 
 
+def bench_envelope(
+    command_id: str, record: str, tenant: str, aggregate_type: str, aggregate_id: str
+) -> dict[str, object]:
+    """The command envelope the baselines write: what the API writes, minus what only the API
+    knows (the caller, the trace, an idempotency key)."""
+    return {
+        "command_id": command_id,
+        "command_type": record,
+        "correlation_id": command_id,
+        "tenant_id": tenant,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "expected_version": None,
+        "idempotency_key": None,
+        "issued_at": int(time.time() * 1000),
+        "actor": "bench",
+        "actor_roles": [],
+        "traceparent": None,
+        "tracestate": None,
+    }
+
+
 def create_app(settings: Settings, topic: str) -> Starlette:
     state: dict[str, object] = {}
 
@@ -48,21 +70,9 @@ def create_app(settings: Settings, topic: str) -> Starlette:
         tenant = request.path_params["tenant"]
         payload = json.loads(await request.body())
         command_id = str(uuid.uuid4())
-        envelope = {
-            "command_id": command_id,
-            "command_type": RECORD,
-            "correlation_id": command_id,
-            "tenant_id": tenant,
-            "aggregate_type": "model",
-            "aggregate_id": f"{tenant}/{payload['model_name']}",
-            "expected_version": None,
-            "idempotency_key": None,
-            "issued_at": int(time.time() * 1000),
-            "actor": "bench",
-            "actor_roles": [],
-            "traceparent": None,
-            "tracestate": None,
-        }
+        envelope = bench_envelope(
+            command_id, RECORD, tenant, "model", f"{tenant}/{payload['model_name']}"
+        )
         codec = state["codec"]
         producer = state["producer"]
         assert isinstance(codec, Codec) and isinstance(producer, AsyncProducer)

@@ -25,6 +25,7 @@ import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from aion.bench.bare_endpoint import bench_envelope
 from aion.bench.harness import Figure
 from aion.bench.http_load import Load, post_models
 from aion.bench.system import System, free_port, wait_for
@@ -293,21 +294,9 @@ def _raw_producer_rate(system: System, tenant: str, n: int, run: str) -> float:
     for i in range(n):
         command_id = str(uuid.uuid4())
         task_id = f"r-{run}-{i}"
-        envelope: dict[str, object] = {
-            "command_id": command_id,
-            "command_type": "aion.task.SubmitTask",
-            "correlation_id": command_id,
-            "tenant_id": tenant,
-            "aggregate_type": "task",
-            "aggregate_id": f"{tenant}/{task_id}",
-            "expected_version": None,
-            "idempotency_key": None,
-            "issued_at": int(time.time() * 1000),
-            "actor": "bench",
-            "actor_roles": [],
-            "traceparent": None,
-            "tracestate": None,
-        }
+        envelope = bench_envelope(
+            command_id, "aion.task.SubmitTask", tenant, "task", f"{tenant}/{task_id}"
+        )
         value = codec.encode(
             COMMANDS,
             "aion.task.SubmitTask",
