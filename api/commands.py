@@ -261,7 +261,9 @@ async def load_outcome(state: ApiState, command_id: str) -> dict[str, Any] | Non
         await cur.execute(
             "select command_id, command_type, tenant_id, aggregate_type, aggregate_id, status,"
             " code, reason, field, aggregate_version, event_ids, topic, partition,"
-            ' "offset", decided_at from command_outcomes where command_id = %s',
+            ' "offset", decided_at from command_outcomes where command_id = %s'
+            # decided once every event of the outcome is in (they may come in separate batches)
+            " and cardinality(event_ids) >= outcome_events",
             (command_id,),
         )
         row = await cur.fetchone()

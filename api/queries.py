@@ -169,7 +169,8 @@ async def after_command(request: Request, cur: AsyncCursor[Any]) -> dict[str, st
     args: tuple[Any, ...]
     if command_id:
         query, args, reached = (
-            "select 1 from command_outcomes where command_id = %s",
+            "select 1 from command_outcomes where command_id = %s"
+            " and cardinality(event_ids) >= outcome_events",
             (command_id,),
             "after-command",
         )

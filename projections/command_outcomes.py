@@ -1,7 +1,9 @@
 """What became of each command: accepted (with its events) or rejected (with the reason).
 
 Read by `GET /v1/commands/{id}` and by `Prefer: wait`. Idempotent: an event id already
-recorded changes nothing.
+recorded changes nothing. A command's outcome may take several events (a submitted task and
+its denial), which may arrive in different batches: each says how many there are
+(``outcome_events``), and readers take an outcome as decided only once all have been folded.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import psycopg
 
 from projections.bulk import BatchPart, Rows
 from projections.runner import Delivered, Position
-from schemas.topics import TOPICS
+from schemas.topics import EVENTS_PREFIX, TOPICS
 
 REJECTED = "aion.CommandRejected"
 # A policy's denial is the outcome of DeployAgent/UpdateAgent and SubmitTask: a 403 to a caller
@@ -25,7 +27,7 @@ COLUMNS = ("event_ids", "aggregate_version", "status", "code", "reason")
 
 class CommandOutcomesProjection(BatchPart):
     name = "command_outcomes"
-    topics: tuple[str, ...] = tuple(t.name for t in TOPICS if t.name.startswith("aion.events."))
+    topics: tuple[str, ...] = tuple(t.name for t in TOPICS if t.name.startswith(EVENTS_PREFIX))
 
     def steps(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> Iterator[None]:
         # A consequence on another aggregate is not what the command itself became.
@@ -62,6 +64,7 @@ def record(outcomes: Rows, record_name: str, value: dict[str, Any], at: Position
                 "field": value.get("field") if rejected or denied else None,
                 "aggregate_version": env["aggregate_version"],
                 "event_ids": [env["event_id"]],
+                "outcome_events": env.get("outcome_events", 0),
                 "topic": at.topic,
                 "partition": at.partition,
                 "offset": at.offset,

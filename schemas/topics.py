@@ -29,8 +29,11 @@ def producer_config(bootstrap: str, **extra: object) -> dict[str, object]:
     return {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", **extra}
 
 
+EVENTS_PREFIX = "aion.events."
+
+
 def events_topic(aggregate_type: str) -> str:
-    return f"aion.events.{aggregate_type}"
+    return f"{EVENTS_PREFIX}{aggregate_type}"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 For each command on ``aion.commands`` (keyed by tenant, so all of a tenant's aggregates have
 one partition and one writer): plan it (``streams.plan``: decide, enforce, orchestrate),
 produce the planned messages and wait for Kafka's acks, then store the changed documents.
+Commands come in batches that share one wait for acks (``streams.group_commit``).
 
 Why this order: messages are produced before the state is saved, so a crash in between replays
 the command against the old state and yields the same messages with the same deterministic ids
@@ -17,7 +18,6 @@ kernel and the projections continue the same trace (``aion.tracing``).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -35,6 +35,7 @@ from schemas.topics import COMMANDS
 from streams import failpoints
 from streams.app import StreamsApp
 from streams.deadletter import send_to_deadletter
+from streams.group_commit import BATCH_SIZE, BATCH_WAIT_SECONDS, GroupCommit, processing
 from streams.module_facts import io_facts
 from streams.plan import TICK, Emission, millis, plan_command
 
@@ -62,11 +63,29 @@ def register(streams: StreamsApp) -> None:
 
     @app.agent(streams.commands, name="command-processor")
     async def process(stream: Any) -> None:
-        async for event in stream.events():
-            await handle(streams, table, event)
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+            await handle_batch(streams, table, events)
 
 
-async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
+async def handle_batch(streams: StreamsApp, table: Any, events: list[EventT]) -> None:
+    """Plan and send each command in order, wait for all their acks, then store their state."""
+    batch = GroupCommit()
+    for event in events:
+        with processing(event):
+            await handle(streams, table, batch, event)
+    await batch.acknowledged()
+    for decided in batch.decided:
+        failpoints.hit("after-produce", decided.command.type)
+    # No await from here on: each command's documents are stored together, its own last.
+    for decided in batch.decided:
+        with processing(decided.event):
+            for key, raw in decided.writes.items():
+                target = streams.schedulers if key.startswith("scheduler:") else table
+                target[key] = raw
+        observe(decided.command, decided.emissions)
+
+
+async def handle(streams: StreamsApp, table: Any, batch: GroupCommit, event: EventT) -> None:
     message = event.message
     try:
         name, value = await registry_retry(streams.codec.decode, COMMANDS, message.value or b"")
@@ -94,32 +113,36 @@ async def handle(streams: StreamsApp, table: Any, event: EventT) -> None:
         ),
         telemetry.log_context(**telemetry.envelope_ids(envelope)),
     ):
-        await decide(streams, table, message, command)
+        await decide(streams, table, batch, event, command)
 
 
-async def decide(streams: StreamsApp, table: Any, message: Any, command: Command) -> None:
-    """Plan the command, produce what it leads to (carrying this span's trace), store state."""
-    read = documents_reader(streams, table)
+async def decide(
+    streams: StreamsApp, table: Any, batch: GroupCommit, event: EventT, command: Command
+) -> None:
+    """Plan the command against the batch's view and send what it leads to (with its trace)."""
     facts = await io_facts(streams, command)
     try:
-        plan = plan_command(command, read, facts, streams.settings.watchdog_grace_ms)
+        plan = plan_command(
+            command,
+            documents_reader(streams, table, batch),
+            facts,
+            streams.settings.watchdog_grace_ms,
+        )
     except Exception as exc:  # a decider bug must not stop the partition: dead-letter it
         log.exception("decider failed on command %s", command.command_id)
-        await send_to_deadletter(streams, message, exc)
+        await send_to_deadletter(streams, event.message, exc)
         return
     if plan.duplicate:
         log.info("command %s was already handled; skipped", command.command_id)
         return
-    started = time.monotonic()
     carrier = tracing.current_carrier()
-    acks = []
     for emission in plan.emissions:
         topic = streams.topics[emission.topic]
         tracing.carry_into(emission.value["envelope"], carrier)
         data = await registry_retry(
             streams.codec.encode, emission.topic, emission.record, emission.value
         )
-        acks.append(
+        batch.acks.append(
             await topic.send(
                 key=emission.key.encode(),
                 value=data,
@@ -130,21 +153,9 @@ async def decide(streams: StreamsApp, table: Any, message: Any, command: Command
                 },
             )
         )
-    # Every broker ack before the state moves on; sent together, they are awaited together
-    # (a partition's messages keep their order in the producer either way).
-    await asyncio.gather(*acks)
-    failpoints.hit("after-produce", command.type)
-    # No await from here on: the documents are stored together, the command's own last.
-    for key, document in plan.writes.items():
-        target = streams.schedulers if key.startswith("scheduler:") else table
-        target[key] = json.dumps(document).encode()
-    observe(command, plan.emissions)
+    batch.add(event, command, plan.emissions, plan.writes)
     log.info(
-        "command %s %s -> %s in %.1f ms",
-        command.type,
-        command.command_id,
-        [e.record for e in plan.emissions],
-        (time.monotonic() - started) * 1000,
+        "command %s %s -> %s", command.type, command.command_id, [e.record for e in plan.emissions]
     )
 
 
@@ -171,10 +182,10 @@ def observe(command: Command, emissions: list[Emission]) -> None:
             metrics.POLICY_DECISIONS.labels(verdict["action"], verdict["decision"]).inc()
 
 
-def documents_reader(streams: StreamsApp, table: Any) -> Callable[[str], dict[str, Any] | None]:
+def documents_reader(
+    streams: StreamsApp, table: Any, batch: GroupCommit
+) -> Callable[[str], dict[str, Any] | None]:
     def read(key: str) -> dict[str, Any] | None:
-        source = streams.schedulers if key.startswith("scheduler:") else table
-        raw = source.get(key)
-        return json.loads(raw) if raw else None
+        return batch.read(key, streams.schedulers if key.startswith("scheduler:") else table)
 
     return read

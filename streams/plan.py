@@ -32,7 +32,7 @@ from commands.aggregate import Aggregate
 from commands.aggregates import AGGREGATES, aggregate_for
 from commands.model import Command, Context, Event, Rejection, event_id, scoped_id
 from commands.task import ENFORCEMENT_DECIDED, REJECTED, SCHEDULED
-from schemas.topics import DISPATCH, events_topic
+from schemas.topics import DISPATCH, EVENTS_PREFIX, events_topic
 
 TICK = "aion.task.Tick"
 DISPATCH_RUN = "aion.kernel.DispatchRun"
@@ -359,7 +359,16 @@ class _Planning:
     # --- the whole command ----------------------------------------------------------------
 
     def finish(self, primary_key: str) -> Plan:
-        """Write every changed document, the command's own (with its id remembered) last."""
+        """Write every changed document, the command's own (with its id remembered) last; tell
+        each outcome event how many make up the outcome (they may be read in separate batches)."""
+        envelopes = [e.value["envelope"] for e in self.plan.emissions]
+        outcome_events = sum(
+            1
+            for e in self.plan.emissions
+            if e.topic.startswith(EVENTS_PREFIX) and e.value["envelope"]["command_outcome"]
+        )
+        for env in envelopes:
+            env["outcome_events"] = outcome_events
         primary = self.document(primary_key)
         primary["recent"] = [*primary.get("recent", []), self.command.command_id][-RECENT_COMMANDS:]
         self.touch(primary_key)

@@ -37,7 +37,7 @@ from tests.stack.test_read_model_guards import (
     snapshot,
     task_history,
 )
-from tests.unit.test_task_decider import LIFECYCLE, submitted_event
+from tests.unit.test_task_decider import LIFECYCLE, submitted_event, task_rejected
 
 Cursor = psycopg.Cursor[Any]
 
@@ -168,3 +168,27 @@ def test_outcomes_of_commands_with_several_events_in_one_batch(
         assert cur.fetchall() == [("rejected", "invalid", 3)]
         cur.execute("select count(*) from audit_log where tenant_id = %s", (tenant,))
         assert cur.fetchone() == (5,)
+
+
+def test_an_outcome_split_across_batches_is_decided_only_when_complete(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """A denied task's submission and its denial may reach the projector in two batches:
+    between them the outcome row exists but is not decided (the API answers pending), then it
+    is the rejection, not an acceptance that turns into one."""
+    tenant = new_tenant_id()
+    decided = (
+        "select status from command_outcomes where command_id = 'c-split'"
+        " and cardinality(event_ids) >= outcome_events"
+    )
+    submitted, denied = task_history(tenant, [submitted_event(), task_rejected()])
+    for _, value in (submitted, denied):
+        value["envelope"].update(command_id="c-split", outcome_events=2)
+    first, second = delivered([submitted, denied], TasksProjection.topics[0])
+    with conn.transaction(force_rollback=True), conn.cursor() as cur:
+        CoreProjection().apply_batch(cur, [first])
+        cur.execute(decided)
+        assert cur.fetchall() == []
+        CoreProjection().apply_batch(cur, [second])
+        cur.execute(decided)
+        assert cur.fetchall() == [("rejected",)]

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import psycopg
+import pytest
 
 from aion.settings import Settings
 from tests.conftest import ROOT
@@ -29,6 +30,9 @@ def settle(api: httpx.Client) -> None:
         time.sleep(0.3)
 
 
+# Three whole replays: their time grows with the stack's history (a few seconds on a fresh
+# stack; a local stack that has run `aion bench` holds ~700k events, ~80 s a replay).
+@pytest.mark.timeout(1200)
 def test_a_shadow_replay_verifies_refuses_to_hide_differences_and_repairs_when_asked(
     api: httpx.Client, settings: Settings
 ) -> None:

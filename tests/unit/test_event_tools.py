@@ -62,6 +62,7 @@ def envelope(tenant: str = "acme", aggregate: str = "task", **extra: Any) -> dic
         "traceparent": None,
         "tracestate": None,
         "command_outcome": True,
+        "outcome_events": 1,
         **extra,
     }
 

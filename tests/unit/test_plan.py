@@ -193,6 +193,12 @@ def test_a_denied_task_is_submitted_then_rejected_and_never_scheduled(store: Sto
     assert plan.emissions[2].value["reason"] == "SubmitTask denied by policy no-big-inputs"
     assert task_status(store, "t-1") == "rejected"
     assert store.read(scheduler_key("acme"))["state"]["jobs"] == {}  # type: ignore[index]
+    # The outcome is two events (the verdict is a consequence); each event of the command
+    # says so, for a reader that gets the submission in one batch and the denial in the next.
+    envelopes = [e.value["envelope"] for e in plan.emissions]
+    assert [(env["command_outcome"], env["outcome_events"]) for env in envelopes] == [
+        (True, 2), (False, 2), (True, 2),
+    ]  # fmt: skip
 
 
 # --- orchestration ----------------------------------------------------------------------------
@@ -220,6 +226,8 @@ def test_an_allowed_task_is_authorized_scheduled_and_dispatched(store: Store) ->
     assert [e.value["envelope"]["command_outcome"] for e in plan.emissions] == [
         True, False, True, True, True,
     ]  # fmt: skip
+    # The dispatch is not on an events topic: the outcome a reader waits for is three events.
+    assert {e.value["envelope"]["outcome_events"] for e in plan.emissions} == {3}
 
 
 def test_a_full_tenant_queues_and_a_finished_run_admits_the_next() -> None:
