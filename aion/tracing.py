@@ -9,7 +9,9 @@ survives everything (export, import, replay); the header is for tools that read 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import random
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +60,43 @@ def sampler(exporting: bool) -> Sampler:
     return ParentBased(ALWAYS_ON if exporting else ALWAYS_OFF)
 
 
+_recording = True  # real spans until configure() finds that nothing would record them
+
+
+def recording(trace_file: Path | None = None) -> bool:
+    """Whether spans may be recorded: they are exported, or a sampler was chosen."""
+    return bool(
+        trace_file is not None
+        or any(os.environ.get(name) for name in OTLP_ENDPOINTS)
+        or os.environ.get("OTEL_TRACES_SAMPLER")
+    )
+
+
 def configure(role: str, trace_file: Path | None = None) -> None:
+    global _recording
+    _recording = recording(trace_file)
     trace.set_tracer_provider(provider(role, trace_file))
+
+
+@contextmanager
+def producer_span(
+    tracer: trace.Tracer, name: str, attributes: dict[str, Any]
+) -> Iterator[dict[str, str]]:
+    """A PRODUCER span around a send, giving the carrier to write into what is sent.
+
+    When nothing records spans and no trace came in, only what an unsampled span would have
+    carried: a fresh trace id and span id, flags 00. The SDK's sampler, span object and two
+    context switches cost the API's command path ~7% of its time for a span that records
+    nothing (decision 43)."""
+    if _recording or trace.get_current_span().get_span_context().is_valid:
+        with tracer.start_as_current_span(
+            name, kind=trace.SpanKind.PRODUCER, attributes=attributes
+        ):
+            yield current_carrier()
+        return
+    trace_id = random.getrandbits(128) or 1
+    span_id = random.getrandbits(64) or 1
+    yield {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-00"}
 
 
 def header_values(headers: Any) -> dict[str, str]:

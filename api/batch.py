@@ -11,13 +11,13 @@ is not supported here.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aion.ids import new_id
 from api.body import read_json
 from api.command_routes import COMMAND_ROUTES, prepare, require_tenant
 from api.commands import CommandRequest, actor_of, produce, roles_of
@@ -75,7 +75,7 @@ async def submit_batch(request: Request) -> Response:
     if prepared:
         await require_tenant(state, prepared[0][1])
     actor, roles = actor_of(request), roles_of(request)
-    ids = [str(uuid.uuid4()) for _ in prepared]
+    ids = [new_id() for _ in prepared]
     positions = await asyncio.gather(
         *(
             produce(state, command, command_id, None, None, actor, roles)

@@ -82,8 +82,12 @@ def prepare(route: CommandRoute, path: dict[str, str], body: Any) -> CommandRequ
                     field=f"/{payload_field}",
                 )
             body[payload_field] = path[param]
+    made: set[str] = set()  # fields the API generated: not part of an idempotent retry's body
+    if isinstance(body, dict):
         for name, make in route.generated.items():
-            body.setdefault(name, make())
+            if name not in body:
+                body[name] = make()
+                made.add(name)
     payload = command_payload(route.record, body)
     rejection = route.precheck(payload) if route.precheck else None
     if rejection:
@@ -102,7 +106,13 @@ def prepare(route: CommandRoute, path: dict[str, str], body: Any) -> CommandRequ
     )
     location = route.created.format(**path, **payload) if route.created else None
     return CommandRequest(
-        route.record, tenant_id, route.aggregate, aggregate_id, payload, created_location=location
+        route.record,
+        tenant_id,
+        route.aggregate,
+        aggregate_id,
+        payload,
+        created_location=location,
+        fingerprint_of={k: v for k, v in payload.items() if k not in made} if made else None,
     )
 
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from aion import telemetry
+from aion import telemetry, tracing
+from aion.ids import new_id
 from api import idempotency
 from api.problems import Problem
 from api.state import ApiState
@@ -56,7 +56,8 @@ class CommandRequest:
 
 def requested_wait(request: Request) -> float:
     """Seconds to wait for the outcome: `Prefer: wait=N` (RFC 7240) or `?wait=N`."""
-    raw = request.query_params.get("wait")
+    # Parsing the query string cost 4% of a command that has none.
+    raw = request.query_params.get("wait") if request.scope["query_string"] else None
     for part in request.headers.get("prefer", "").split(","):
         name, _, value = part.strip().partition("=")
         if name.strip().lower() == "wait":
@@ -109,7 +110,7 @@ async def submit(request: Request, command: CommandRequest) -> Response:
     wait = requested_wait(request)
     expected = expected_version(request)
     key = request.headers.get("idempotency-key")
-    command_id = str(uuid.uuid4())
+    command_id = new_id()
     digest = ""
     if key is not None:
         digest = idempotency.fingerprint(
@@ -149,13 +150,9 @@ async def produce(
         "aion.command.type": command.record_name,
     }
     with (
-        tracer.start_as_current_span(
-            f"send {COMMANDS}", kind=trace.SpanKind.PRODUCER, attributes=attributes
-        ),
+        tracing.producer_span(tracer, f"send {COMMANDS}", attributes) as carrier,
         telemetry.log_context(command_id=command_id, correlation_id=command_id),
     ):
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
         envelope = {
             "command_id": command_id,
             "command_type": command.record_name,

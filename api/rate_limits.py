@@ -14,6 +14,7 @@ lease that expires unspent are lost, as if spent: never more than the lease size
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -115,16 +116,49 @@ class RateLimiter:
         self.prefix = prefix
         self._script: Any = redis.register_script(TAKE)
         self._leases: dict[tuple[Bucket, ...], Lease] = {}
+        self._asking: dict[tuple[Bucket, ...], asyncio.Future[Verdict]] = {}
 
     async def take(self, buckets: list[Bucket]) -> Verdict:
-        """Take one token from every bucket, or none when any is empty."""
+        """Take one token from every bucket, or none when any is empty.
+
+        One request at a time asks Redis for a pair's next lease; the others wait for its
+        answer, then spend the lease (or share a refusal: the buckets were empty a moment ago).
+        Without this, every request in flight when a lease ran out asked Redis for its own.
+        """
         lease_key = tuple(buckets)
+        while True:
+            verdict = self._spend(lease_key)
+            if verdict is not None:
+                return verdict
+            asking = self._asking.get(lease_key)
+            if asking is None:
+                break
+            answer = await asyncio.shield(asking)
+            if not answer.allowed:
+                return answer
+        asking = asyncio.get_running_loop().create_future()
+        self._asking[lease_key] = asking
+        try:
+            answer = await self._ask(buckets, lease_key)
+            asking.set_result(answer)
+            return answer
+        except BaseException as exc:
+            asking.set_exception(exc)
+            asking.exception()  # retrieved: a failure with no one waiting is not "unhandled"
+            raise
+        finally:
+            del self._asking[lease_key]
+
+    def _spend(self, lease_key: tuple[Bucket, ...]) -> Verdict | None:
         lease = self._leases.get(lease_key)
+        if lease is None or lease.tokens <= 0 or time.monotonic() >= lease.until:
+            return None
+        lease.tokens -= 1
+        remaining = max(0, math.floor(lease.level + lease.tokens))
+        return Verdict(True, lease.tightest, remaining, 0)
+
+    async def _ask(self, buckets: list[Bucket], lease_key: tuple[Bucket, ...]) -> Verdict:
         now = time.monotonic()
-        if lease is not None and lease.tokens > 0 and now < lease.until:
-            lease.tokens -= 1
-            remaining = max(0, math.floor(lease.level + lease.tokens))
-            return Verdict(True, lease.tightest, remaining, 0)
         keys = [self.prefix + b.key for b in buckets]
         args: list[float | int] = []
         for b in buckets:

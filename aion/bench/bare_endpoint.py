@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aion.ids import new_id
 from aion.settings import Settings
 from api import server
 from api.producer import AsyncProducer
@@ -69,7 +69,7 @@ def create_app(settings: Settings, topic: str) -> Starlette:
     async def ingest(request: Request) -> Response:
         tenant = request.path_params["tenant"]
         payload = json.loads(await request.body())
-        command_id = str(uuid.uuid4())
+        command_id = new_id()
         envelope = bench_envelope(
             command_id, RECORD, tenant, "model", f"{tenant}/{payload['model_name']}"
         )

@@ -37,6 +37,26 @@ def test_the_same_key_and_body_returns_the_first_response(
     assert [n for n, _ in events_for(settings, tenant)] == ["aion.tenant.TenantCreated"]
 
 
+def test_a_retried_task_without_an_id_is_the_first_task_not_a_conflict(
+    api: httpx.Client, settings: Settings
+) -> None:
+    """The API makes up a task id when the body has none; the retry's body is the caller's,
+    so the same key and body replay the first answer (the same command and task)."""
+    tenant = new_tenant_id()
+    assert api.post("/v1/tenants", json={"tenant_id": tenant, "display_name": "T"},
+                    headers={"Prefer": "wait=20"}).status_code == 201  # fmt: skip
+    body = {"agent_name": "echo", "input": "{}"}
+    headers = {"Idempotency-Key": f"task-{tenant}"}
+    before = commands_high_watermark(settings)
+    first = api.post(f"/v1/tenants/{tenant}/tasks", json=body, headers=headers)
+    again = api.post(f"/v1/tenants/{tenant}/tasks", json=body, headers=headers)
+    assert first.status_code == 202, first.text
+    assert again.status_code == 202, again.text
+    assert again.json()["command_id"] == first.json()["command_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert commands_high_watermark(settings) == before + 1
+
+
 def test_the_same_key_with_another_body_is_a_409(api: httpx.Client, settings: Settings) -> None:
     tenant = new_tenant_id()
     key = {"Idempotency-Key": f"key-{tenant}"}

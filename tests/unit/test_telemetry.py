@@ -88,3 +88,32 @@ def test_otel_service_name_overrides_the_role(
     provider = tracing.provider("kernel", tmp_path / "t.jsonl")
     assert provider.resource.attributes["service.name"] == "aion-kernel-7"
     provider.shutdown()
+
+
+def test_a_producer_span_that_records_nothing_still_starts_a_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an exporter: ids only, in the W3C format, flags 00 (unsampled), new each time;
+    with one: a real span whose ids are the carrier's."""
+    tracer = tracing.provider("serve", None).get_tracer("test")
+    monkeypatch.setattr(tracing, "_recording", False)
+    carriers = []
+    for _ in range(2):
+        with tracing.producer_span(tracer, "send aion.commands", {}) as carrier:
+            carriers.append(carrier["traceparent"])
+    for traceparent in carriers:
+        version, trace_id, span_id, flags = traceparent.split("-")
+        assert (version, flags, len(trace_id), len(span_id)) == ("00", "00", 32, 16)
+        assert int(trace_id, 16) and int(span_id, 16)
+        assert tracing.parent_context({"traceparent": traceparent}) is not None
+    assert carriers[0] != carriers[1]
+
+    path = tmp_path / "traces.jsonl"
+    provider = tracing.provider("serve", path)
+    monkeypatch.setattr(tracing, "_recording", tracing.recording(path))
+    with tracing.producer_span(provider.get_tracer("test"), "send aion.commands", {}) as carrier:
+        pass
+    provider.shutdown()
+    [span] = read_spans(path)
+    assert carrier["traceparent"].startswith(f"00-{span['trace_id']}-{span['span_id']}-")
+    assert span["kind"] == "PRODUCER"
