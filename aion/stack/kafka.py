@@ -26,6 +26,16 @@ log4j.logger.state.change.logger=WARN
 """
 
 
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, never starting with "-" (the
+    storage tool would read it as an option; Kafka's own Uuid.randomUuid() redraws too: one id
+    in 64 did, and failed a CI run)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not found.startswith("-"):
+            return found
+
 class Kafka(Service):
     name = "kafka"
     port = KAFKA_PORT
@@ -92,7 +102,7 @@ class Kafka(Service):
         jvm = java(17)
         classpath = f"{self.libs}/*"
         if not (self.data_dir / "logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = new_cluster_id()
             run_checked(
                 [
                     str(jvm),
