@@ -26,7 +26,6 @@ log4j.logger.state.change.logger=WARN
 """
 
 
-
 def new_cluster_id() -> str:
     """A KRaft cluster id: a random UUID in URL-safe base64, never starting with "-" (the
     storage tool would read it as an option; Kafka's own Uuid.randomUuid() redraws too: one id
@@ -35,6 +34,7 @@ def new_cluster_id() -> str:
         found = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not found.startswith("-"):
             return found
+
 
 class Kafka(Service):
     name = "kafka"
