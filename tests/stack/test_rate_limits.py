@@ -91,3 +91,45 @@ def test_a_slow_bucket_is_exact_to_the_last_token(stack: Stack, settings: Settin
 
     allowed = run(settings, body)
     assert allowed.count(True) == 40 and allowed[40:] == [False] * 5
+
+
+def test_requests_in_flight_share_one_lease_request(stack: Stack, settings: Settings) -> None:
+    """Fifty concurrent requests when no lease is held: one asks Redis, the rest spend its
+    lease (the bucket is charged once, for the lease), and none is refused."""
+    bucket = Bucket("key:herd", rate_per_s=1000, burst=1000)  # a lease of 50 tokens
+
+    async def body(limiter: RateLimiter) -> tuple[list[Verdict], float]:
+        verdicts = await asyncio.gather(*(limiter.take([bucket]) for _ in range(50)))
+        stored = await limiter.redis.hget(f"{limiter.prefix}key:herd", "tokens")
+        return list(verdicts), float(stored)
+
+    verdicts, stored = run(settings, body)
+    assert all(v.allowed for v in verdicts)
+    assert 949 <= stored <= 951  # one lease of 50, not fifty round trips' worth
+
+
+def test_waiting_requests_share_a_refusal_and_a_failure(stack: Stack, settings: Settings) -> None:
+    empty = Bucket("key:empty", rate_per_s=0.001, burst=1)
+
+    async def refused(limiter: RateLimiter) -> list[Verdict]:
+        await limiter.take([empty])  # the only token
+        return list(await asyncio.gather(*(limiter.take([empty]) for _ in range(10))))
+
+    verdicts = run(settings, refused)
+    assert [v.allowed for v in verdicts] == [False] * 10
+    assert all(v.retry_after_s > 100 for v in verdicts)
+
+    async def failing() -> list[BaseException | Verdict]:
+        redis = Redis.from_url("redis://127.0.0.1:1/0")  # nothing listens there
+        try:
+            limiter = RateLimiter(redis, prefix="test:down:")
+            return list(
+                await asyncio.gather(
+                    *(limiter.take([empty]) for _ in range(5)), return_exceptions=True
+                )
+            )
+        finally:
+            await redis.aclose()
+
+    outcomes = asyncio.run(failing())
+    assert all(isinstance(o, Exception) for o in outcomes)  # every waiter gets the error
