@@ -62,7 +62,7 @@ def choose(ends: dict[tuple[str, int], tuple[int, int]], limit: int) -> Ranges:
     return chosen
 
 
-def _envelope(tenant: str, version: int, kind: str, now: datetime) -> dict[str, Any]:
+def _envelope(tenant: str, version: int, kind: str, now: datetime, actor: str) -> dict[str, Any]:
     command_id = str(uuid.uuid4())
     return {
         "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{command_id}/0")),
@@ -75,35 +75,36 @@ def _envelope(tenant: str, version: int, kind: str, now: datetime) -> dict[str, 
         "aggregate_id": tenant,
         "aggregate_version": version,
         "occurred_at": now,
-        "actor": "bench-rebuild",
+        "actor": actor,
         "traceparent": None,
         "tracestate": None,
         "command_outcome": True,
     }
 
 
-def produce_history(settings: Settings, events: int) -> None:
-    """At least ``events`` synthetic tenant events (as the command processor writes them), for
-    a stack whose topics hold too few to measure. The live projector applies them too."""
+def produce_history(settings: Settings, events: int, prefix: str = "bench-rebuild") -> None:
+    """At least ``events`` synthetic tenant events (as the command processor writes them, with
+    envelopes and deterministic event ids): a TenantCreated and 99 UserAdded per tenant named
+    ``<prefix>-<run>-<n>``. The live projector applies them too."""
     topic = events_topic("tenant")
     codec = Codec(settings.registry)
     producer = Producer(producer_config(settings.kafka, **{"linger.ms": 20}))
     now = datetime.now(UTC)
     run = uuid.uuid4().hex[:8]
     for t in range(-(-events // (USERS_PER_TENANT + 1))):
-        tenant = f"bench-rebuild-{run}-{t:05d}"
+        tenant = f"{prefix}-{run}-{t:05d}"
         created = {
-            "envelope": _envelope(tenant, 1, "aion.tenant.TenantCreated", now),
+            "envelope": _envelope(tenant, 1, "aion.tenant.TenantCreated", now, prefix),
             "tenant_id": tenant,
-            "display_name": f"Rebuild {t}",
-            "labels": {"load": "bench"},
+            "display_name": f"Synthetic {t}",
+            "labels": {"load": prefix},
             "limits": {},
         }
         value = codec.encode(topic, "aion.tenant.TenantCreated", created)
         producer.produce(topic, key=tenant, value=value)
         for u in range(USERS_PER_TENANT):
             added = {
-                "envelope": _envelope(tenant, u + 2, "aion.tenant.UserAdded", now),
+                "envelope": _envelope(tenant, u + 2, "aion.tenant.UserAdded", now, prefix),
                 "tenant_id": tenant,
                 "user_id": f"user-{u:02d}",
                 "display_name": f"User {u}",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import uuid
-from importlib import resources
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
 from aion.settings import KAFKA_CONTROLLER_PORT, KAFKA_PORT
 from aion.stack.base import Service
-from aion.stack.prerequisites import java, which
+from aion.stack.maven_jars import fetch_jars
+from aion.stack.prerequisites import java
 from aion.stack.process import port_open, run_checked
 
 KAFKA_VERSION = "3.9.1"
@@ -51,23 +51,11 @@ class Kafka(Service):
     def prepare(self) -> None:
         if (self.libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
             return
-        pom = resources.files("aion.stack") / "maven" / "kafka.xml"
-        self.libs.parent.mkdir(parents=True, exist_ok=True)
-        target = self.libs.parent / "pom.xml"
-        target.write_text(pom.read_text())
-        run_checked(
-            [
-                str(which("mvn")),
-                "-B",
-                "-q",
-                "-f",
-                str(target),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={self.libs}",
-            ],
-            what="Fetching the Kafka jars from Maven Central",
-            log=self.home / "logs" / "install.log",
+        fetch_jars(
+            "kafka.xml",
+            self.libs,
+            "Fetching the Kafka jars from Maven Central",
+            self.home / "logs" / "install.log",
         )
 
     def _properties(self) -> str:

@@ -11,7 +11,6 @@ production, point ``AION_OIDC_ISSUER`` at a real provider instead.
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -19,8 +18,8 @@ from joserfc.jwk import RSAKey
 
 from aion.settings import OIDC_PORT
 from aion.stack.base import Service
-from aion.stack.prerequisites import java, which
-from aion.stack.process import run_checked
+from aion.stack.maven_jars import fetch_jars
+from aion.stack.prerequisites import java
 
 MOCK_OAUTH2_VERSION = "3.0.1"
 ISSUER_ID = "aion"
@@ -67,26 +66,12 @@ class Oidc(Service):
         java(17)
         if (self.libs / f"mock-oauth2-server-{MOCK_OAUTH2_VERSION}.jar").exists():
             return
-        pom = resources.files("aion.stack") / "maven" / "oidc.xml"
-        self.libs.parent.mkdir(parents=True, exist_ok=True)
-        target = self.libs.parent / "pom.xml"
-        target.write_text(pom.read_text())
-        partial = self.libs.with_suffix(".partial")
-        run_checked(
-            [
-                str(which("mvn")),
-                "-B",
-                "-q",
-                "-f",
-                str(target),
-                "dependency:copy-dependencies",
-                "-DincludeScope=runtime",
-                f"-DoutputDirectory={partial}",
-            ],
-            what="Fetching the OIDC provider (mock-oauth2-server) from Maven Central",
-            log=self.home / "logs" / "install.log",
+        fetch_jars(
+            "oidc.xml",
+            self.libs,
+            "Fetching the OIDC provider (mock-oauth2-server) from Maven Central",
+            self.home / "logs" / "install.log",
         )
-        partial.rename(self.libs)
 
     @property
     def key_file(self) -> Path:
