@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 
 from prometheus_client import Counter
 from starlette.requests import HTTPConnection
@@ -53,6 +54,29 @@ def matched_route(scope: Scope) -> tuple[str, dict[str, str]] | None:
     if len(_routes) > ROUTE_CACHE_SIZE:
         _routes.popitem(last=False)
     return found
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-aion-console"
+
+
+def csrf_refusal(method: str, principal: Principal, headers: Mapping[str, str]) -> Problem | None:
+    """A state-changing request authenticated by the session cookie must carry
+    ``X-Aion-Console: 1``: a cross-site page cannot add a custom header without a CORS
+    preflight, which this API never grants (SameSite=Lax is the first defence; this one also
+    holds against a sibling site on the same host, which Lax counts as same-site)."""
+    if principal.via != "session" or method in SAFE_METHODS:
+        return None
+    if headers.get(CSRF_HEADER) == "1":
+        return None
+    return Problem(
+        403,
+        "csrf",
+        "Cross-site request refused",
+        "a state-changing request signed in by the session cookie needs the header "
+        "X-Aion-Console: 1 (the console sends it; other clients use a token or an API key)",
+        field="X-Aion-Console",
+    )
 
 
 def buckets(state: ApiState, principal: Principal, tenant: str | None) -> list[Bucket]:
@@ -112,6 +136,9 @@ class AccessMiddleware:
                     f'error_description="{description}"'
                 },
             ) from exc
+        refused = csrf_refusal(scope["method"], principal, HTTPConnection(scope).headers)
+        if refused is not None:
+            raise refused
         route = matched_route(scope)
         if route is None:
             return principal, {}  # the router answers 404 or 405

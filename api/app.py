@@ -29,13 +29,17 @@ from api import (
     live,
     login,
     modules,
+    policy_simulate,
     queries,
     search,
+    service_health,
+    tenant_list,
     tenants,
 )
 from api.access import AccessMiddleware
 from api.authorization import schema_actions
 from api.command_routes import COMMAND_ROUTES
+from api.console import routes as console
 from api.openapi import Operation, document, is_public
 from api.problems import Problem, problem_response
 from api.state import ApiState
@@ -54,6 +58,12 @@ OPERATIONS = [
             errors=("400", "404", "409", "413", "415", "422"),
         )
         for r in COMMAND_ROUTES
+    ),
+    Operation(
+        "GET",
+        "/v1/tenants",
+        "Every tenant, by id (platform admins); filters status and prefix",
+        errors=("400", "422"),
     ),
     Operation("GET", "/v1/tenants/{tenant}", "A tenant, from the read model", errors=("404",)),
     Operation(
@@ -146,6 +156,13 @@ OPERATIONS = [
         ok={"200": "Ready", "503": "Not ready"},
     ),
     Operation("GET", "/metrics", "Prometheus metrics"),
+    Operation(
+        "POST",
+        policy_simulate.PATH,
+        policy_simulate.SUMMARY,
+        errors=("400", "404", "413", "415", "422"),
+    ),
+    Operation("GET", service_health.PATH, service_health.SUMMARY),
 ]
 
 REQUEST_SECONDS = Histogram(
@@ -215,7 +232,9 @@ def create_app(settings: Settings) -> Starlette:
         *command_routes.routes(),
         *api_keys.routes(),
         *login.routes(),
+        Route("/v1/tenants", tenant_list.list_tenants, methods=["GET"]),
         Route("/v1/tenants/{tenant}", tenants.get_tenant, methods=["GET"]),
+        Route(policy_simulate.PATH, policy_simulate.simulate, methods=["POST"]),
         Route("/v1/tenants/{tenant}/users", tenants.list_users, methods=["GET"]),
         Route("/v1/tenants/{tenant}/modules", modules.upload_module, methods=["POST"]),
         Route("/v1/tenants/{tenant}/modules/{digest}", modules.get_module, methods=["GET"]),
@@ -231,6 +250,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/readyz", health.readyz),
         Route("/metrics", health.metrics),
         Route("/openapi.json", openapi),
+        Route(service_health.PATH, service_health.health, methods=["GET"]),
+        *console.routes(),
     ]
     return Starlette(
         routes=routes,

@@ -48,6 +48,7 @@ GROUP_OF: dict[tuple[str, str], str] = {
     ("POST", f"{T}/modules"): "api:develop",
     ("PUT", f"{T}/policies/{{policy}}"): "api:govern",
     ("DELETE", f"{T}/policies/{{policy}}"): "api:govern",
+    ("POST", f"{T}/policies/{{policy}}/simulate"): "api:govern",
     ("POST", f"{T}/tasks"): "api:run",
     ("POST", f"{T}/tasks/batch"): "api:run",
     ("POST", f"{T}/tasks/{{task}}/cancel"): "api:run",

@@ -41,7 +41,9 @@ SECURITY_SCHEMES = {
     },
     "session": {"type": "apiKey", "in": "cookie", "name": "aion_session"},
 }
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/auth/")
+# /console: the console's static files (its data comes from the API with a credential)
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/health", "/metrics", "/openapi.json", "/auth/",
+                   "/console", "/console/")  # fmt: skip
 
 
 def is_public(path: str) -> bool:

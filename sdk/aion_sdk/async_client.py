@@ -135,6 +135,7 @@ class AsyncAionClient:
     retire_agent = _async(commands.retire_agent)
     put_policy = _async(commands.put_policy)
     delete_policy = _async(commands.delete_policy)
+    simulate_policy = _async(commands.simulate_policy)
     submit_task = _async(commands.submit_task)
     cancel_task = _async(commands.cancel_task)
     submit_tasks = _async(commands.submit_tasks)
@@ -144,6 +145,7 @@ class AsyncAionClient:
 
     # Queries
     get_command = _async(queries.get_command)
+    list_tenants = _async_list(queries.list_tenants)
     get_tenant = _async(queries.get_tenant)
     list_users = _async_list(queries.list_users)
     get_module = _async(queries.get_module)
@@ -173,6 +175,7 @@ class AsyncAionClient:
     auth_session = _async(queries.auth_session)
     healthz = _async(queries.healthz)
     readyz = _async(queries.readyz)
+    health = _async(queries.health)
     metrics = _async(queries.metrics)
     openapi = _async(queries.openapi)
 

@@ -135,6 +135,7 @@ class AionClient:
     retire_agent = _sync(commands.retire_agent)
     put_policy = _sync(commands.put_policy)
     delete_policy = _sync(commands.delete_policy)
+    simulate_policy = _sync(commands.simulate_policy)
     submit_task = _sync(commands.submit_task)
     cancel_task = _sync(commands.cancel_task)
     submit_tasks = _sync(commands.submit_tasks)
@@ -144,6 +145,7 @@ class AionClient:
 
     # Queries
     get_command = _sync(queries.get_command)
+    list_tenants = _sync_list(queries.list_tenants)
     get_tenant = _sync(queries.get_tenant)
     list_users = _sync_list(queries.list_users)
     get_module = _sync(queries.get_module)
@@ -173,6 +175,7 @@ class AionClient:
     auth_session = _sync(queries.auth_session)
     healthz = _sync(queries.healthz)
     readyz = _sync(queries.readyz)
+    health = _sync(queries.health)
     metrics = _sync(queries.metrics)
     openapi = _sync(queries.openapi)
 

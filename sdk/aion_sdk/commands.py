@@ -315,3 +315,15 @@ def upload_module(tenant: str, wasm: bytes) -> Call[Module]:
     headers = {"Content-Type": "application/wasm"}
     return Call("POST", path(T + "/modules", tenant=tenant), _module, content=bytes(wasm),
                 headers=headers, safe=True)  # fmt: skip
+
+
+def simulate_policy(
+    tenant: str, policy: str, cedar: str, since: str | None = None
+) -> Call[dict[str, Any]]:
+    """What-if: the tenant's recorded decisions evaluated with ``cedar`` as this policy (not
+    saved; nothing changes). An invalid text is a 422 naming ``/cedar``."""
+    body: dict[str, Any] = {"cedar": cedar}
+    if since is not None:
+        body["since"] = since
+    target = path(T + "/policies/{policy}/simulate", tenant=tenant, policy=policy)
+    return Call("POST", target, lambda r: dict(r.json()), json=body, safe=True)

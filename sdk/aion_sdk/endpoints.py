@@ -23,6 +23,7 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("POST", T + "/agents/{agent}/retire"): "retire_agent",
     ("PUT", T + "/policies/{policy}"): "put_policy",
     ("DELETE", T + "/policies/{policy}"): "delete_policy",
+    ("POST", T + "/policies/{policy}/simulate"): "simulate_policy",
     ("POST", T + "/tasks"): "submit_task",
     ("POST", T + "/tasks/{task}/cancel"): "cancel_task",
     ("POST", T + "/tasks/batch"): "submit_tasks",
@@ -31,6 +32,7 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("POST", T + "/modules"): "upload_module",
     # Queries
     ("GET", "/v1/commands/{command_id}"): "get_command",
+    ("GET", "/v1/tenants"): "list_tenants",
     ("GET", T): "get_tenant",
     ("GET", T + "/users"): "list_users",
     ("GET", T + "/modules/{digest}"): "get_module",
@@ -59,6 +61,7 @@ ENDPOINTS: dict[tuple[str, str], str] = {
     ("GET", "/auth/session"): "auth_session",
     ("GET", "/healthz"): "healthz",
     ("GET", "/readyz"): "readyz",
+    ("GET", "/health"): "health",
     ("GET", "/metrics"): "metrics",
 }
 

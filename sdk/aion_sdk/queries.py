@@ -49,6 +49,18 @@ def get_tenant(
     return get(T, Tenant, query(after_command=after_command, after=after), tenant=tenant)
 
 
+def list_tenants(
+    *,
+    status: str | None = None,
+    prefix: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> ListCall[Tenant]:
+    """Every tenant, by id (platform admins only); ``prefix``: ids starting with it."""
+    params = query(status=status, prefix=prefix, limit=limit, cursor=cursor)
+    return listing("/v1/tenants", Tenant, params)
+
+
 def list_users(tenant: str) -> ListCall[User]:
     """The tenant's users and roles (one page: this list has no cursor)."""
     return listing(T + "/users", User, tenant=tenant)
@@ -324,6 +336,11 @@ def readyz() -> Call[Readiness]:
     and is not retried."""
     return Call("GET", "/readyz", lambda r: cast(Readiness, r.json()), safe=True,
                 accept=frozenset({503}))  # fmt: skip
+
+
+def health() -> Call[dict[str, Any]]:
+    """The operator's view: each service, projection and consumer-group lag, dead letters."""
+    return Call("GET", "/health", lambda r: dict(r.json()), safe=True)
 
 
 def metrics() -> Call[str]:

@@ -1,0 +1,143 @@
+"""`GET /health`: the operator's view of the whole system, as JSON (the console's health page).
+
+Each service answers or says why not (Kafka, Postgres, the schema registry, Redis, the S3
+store, the search index), how far each projection is behind, how far each consumer group of
+the stream worker and the kernel is behind and how many members it has, and how many messages
+wait on the dead-letter topic. Public like ``/readyz`` and ``/metrics``, which expose the same
+numbers; it is a report: it answers 200 whatever it finds (``/readyz`` is the probe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api.state import ApiState
+from projections.lag import end_offsets
+from schemas.topics import DEADLETTER
+
+PATH = "/health"
+SUMMARY = (
+    "The operator's view: each service, projection and consumer-group lag, and the "
+    "dead-letter count"
+)
+# The process roles that consume through a Kafka consumer group: name -> group id.
+CONSUMER_GROUPS = {"worker": "aion-streams", "kernel": "aion-kernel"}
+TIMEOUT_S = 5
+
+
+def group_lag(
+    committed: dict[tuple[str, int], int], ends: dict[tuple[str, int], tuple[int, int]]
+) -> int:
+    """Messages a group has not consumed on the partitions it has committed offsets for
+    (an offset below the log's start counts from the start)."""
+    behind = 0
+    for tp, offset in committed.items():
+        low, high = ends.get(tp, (0, 0))
+        behind += max(high - max(offset, low), 0)
+    return behind
+
+
+def consumer_groups(kafka: str) -> dict[str, dict[str, Any]]:
+    """Each role's group: its state, member count and lag (committed offsets vs. the ends)."""
+    admin = AdminClient({"bootstrap.servers": kafka})
+    found: dict[str, dict[str, Any]] = {}
+    for role, group in CONSUMER_GROUPS.items():
+        entry: dict[str, Any] = {"group": group}
+        try:
+            described = admin.describe_consumer_groups([group], request_timeout=TIMEOUT_S)
+            description = described[group].result()
+            entry["state"] = str(description.state.name).lower()
+            entry["members"] = len(description.members)
+            listed = admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group)], request_timeout=TIMEOUT_S
+            )
+            partitions: list[TopicPartition] = listed[group].result().topic_partitions or []
+            committed = {(p.topic, p.partition): p.offset for p in partitions if p.offset >= 0}
+            ends = end_offsets(kafka, sorted({t for t, _ in committed}))
+            entry["lag"] = group_lag(committed, ends)
+        except Exception as exc:  # a report: one failing group does not hide the others
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        found[role] = entry
+    return found
+
+
+def dead_letters(kafka: str) -> int:
+    return sum(high - low for low, high in end_offsets(kafka, [DEADLETTER]).values())
+
+
+async def _timed(probe: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe(), TIMEOUT_S)
+    except Exception as exc:  # every failure is reported, never raised
+        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"}
+    return {"status": "ok", "ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+async def services(state: ApiState) -> dict[str, dict[str, Any]]:
+    settings = state.settings
+
+    async def postgres() -> None:
+        async with state.db.connection(timeout=2) as conn:
+            await conn.execute("select 1")
+
+    async def kafka() -> None:
+        if not await asyncio.to_thread(state.producer.ready):
+            raise RuntimeError("no broker in metadata")
+
+    async def registry() -> None:
+        async with httpx.AsyncClient(timeout=2) as client:
+            (await client.get(f"{settings.registry}/subjects")).raise_for_status()
+
+    async def redis() -> None:
+        await state.redis.ping()
+
+    async def s3() -> None:
+        await asyncio.to_thread(state.s3.bucket_exists, settings.s3_bucket)
+
+    async def search() -> None:
+        if state.search.unavailable:
+            raise RuntimeError(state.search.unavailable)
+
+    probes = {
+        "kafka": kafka,
+        "postgres": postgres,
+        "registry": registry,
+        "redis": redis,
+        "s3": s3,
+        "search": search,
+    }
+    results = await asyncio.gather(*(_timed(p) for p in probes.values()))
+    return dict(zip(probes, results, strict=True))
+
+
+async def health(request: Request) -> Response:
+    from api.health import projection_lag
+
+    state: ApiState = request.app.state.api
+    body: dict[str, Any] = {"services": await services(state)}
+    body["ok"] = all(s["status"] == "ok" for s in body["services"].values())
+    kafka = state.settings.kafka
+    try:
+        body["projection_lag"] = await asyncio.to_thread(projection_lag, state.settings)
+    except Exception as exc:
+        body["projection_lag"] = {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        body["consumer_groups"] = await asyncio.to_thread(consumer_groups, kafka)
+    except Exception as exc:
+        body["consumer_groups"] = {"error": f"{type(exc).__name__}: {exc}"}
+    try:
+        body["dead_letters"] = await asyncio.to_thread(dead_letters, kafka)
+    except Exception as exc:
+        body["dead_letters"] = None
+        body["dead_letters_error"] = f"{type(exc).__name__}: {exc}"
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
