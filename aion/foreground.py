@@ -125,7 +125,7 @@ def print_where_to_look(settings: Settings, console: Console, api: str) -> None:
         f"  API             {api}\n"
         "  A token         TOKEN=$(aion token --tenant demo --role admin)\n"
         f'  Try             curl -H "Authorization: Bearer $TOKEN" {api}/v1/tenants/demo\n'
-        f"  Sign in         {api}/auth/login  (OIDC provider {settings.issuer})\n"
+        f"  Console         {api}/console  (sign in at OIDC provider {settings.issuer})\n"
         f"  OpenAPI         {api}/openapi.json\n"
         f"  Readiness       {api}/readyz    Metrics {api}/metrics\n"
         f"  Kafka           {env['AION_KAFKA_BOOTSTRAP']}\n"

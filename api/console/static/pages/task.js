@@ -91,7 +91,7 @@ export async function render(view, params) {
           h("dt", {}, "State"), h("dd", {}, state),
           h("dt", {}, "Agent"), h("dd", {}, link(`/console/agents/${encodeURIComponent(task.agent_name)}`,
             `${task.agent_name} ${task.agent_version || ""}`)),
-          h("dt", {}, "Submitted"), h("dd", {}, time(task.submitted_at), ` by ${task.submitted_by || "?"}`),
+          h("dt", {}, "Submitted"), h("dd", {}, time(task.submitted_at), task.submitted_by ? ` by ${task.submitted_by}` : ""),
           h("dt", {}, "Finished"), h("dd", { id: "finished" }, time(task.finished_at)),
           task.reason ? [h("dt", {}, "Reason"), h("dd", {}, task.reason)] : null),
         h("h2", {}, "Input"), h("pre", {}, pretty(task.input))),
