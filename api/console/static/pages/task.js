@@ -117,8 +117,10 @@ export async function render(view, params) {
 
   await loadDetails().catch(() => {});
   const source = new EventSource(`${base}/events`, { withCredentials: true });
-  live.textContent = "(connecting)";
-  source.onopen = () => { live.textContent = "(live)"; };
+  // A finished task's stream replays its history (kept a day) and ends at the final event.
+  let finished = FINISHED.includes(task.status);
+  live.textContent = finished ? "(finished)" : "(connecting)";
+  source.onopen = () => { if (!finished) live.textContent = "(live)"; };
   source.onerror = () => { if (source.readyState !== EventSource.CLOSED) live.textContent = "(reconnecting)"; };
   const onEvent = (event) => {
     let data = {};
@@ -142,6 +144,7 @@ export async function render(view, params) {
     if (STATE_AFTER[event.type]) setState(STATE_AFTER[event.type]);
     if (event.type === "TaskSucceeded") { bar.style.width = "100%"; progress.setAttribute("aria-valuenow", "100"); }
     if (FINAL.includes(event.type)) {
+      finished = true;
       source.close();
       live.textContent = "(finished)";
       announce(`Task ${STATE_AFTER[event.type]}`);
