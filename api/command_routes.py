@@ -40,6 +40,8 @@ class CommandRoute:
     # fields the API fills when the caller leaves them out
     generated: dict[str, Callable[[], Any]] = field(default_factory=dict)
     precheck: Callable[[dict[str, Any]], Rejection | None] | None = None
+    # The OpenAPI operationId when not the record's name in snake case
+    operation_id: str = ""
 
 
 def _pick(where: str, payload: dict[str, Any], path: dict[str, str]) -> str:
@@ -179,6 +181,7 @@ COMMAND_ROUTES = [
         "tenant",
         "Replace a user's roles",
         from_path={"user_id": "user"},
+        operation_id="assign_roles",
     ),
     CommandRoute(
         "DELETE",
@@ -204,6 +207,7 @@ COMMAND_ROUTES = [
         "agent",
         "Deploy an agent from its manifest",
         local_id="body:manifest.agent_name",
+        created=T + "/agents/{manifest[agent_name]}",
     ),
     CommandRoute(
         "PUT",

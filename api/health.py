@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aion import metrics as role_metrics
 from aion.settings import Settings
+from api import service_health
+from api.problems import Problem, problem_response
 from api.state import ApiState
 from projections.lag import projection_lags
 
@@ -19,42 +20,39 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+READINESS = ("kafka", "postgres", "registry")  # what serving a command needs
+
+
 async def readyz(request: Request) -> Response:
     """Ready when Kafka, Postgres and the schema registry answer."""
     state: ApiState = request.app.state.api
-    checks: dict[str, str] = {}
+    found = await service_health.services(state, READINESS)
+    checks = {name: "ok" if r["status"] == "ok" else r["error"] for name, r in found.items()}
+    if not all(v == "ok" for v in checks.values()):
+        return not_ready(checks)
+    body: dict[str, object] = {"ready": True, "checks": checks}
+    # Informational: a projection behind is still ready (reads wait with ?after_command=).
+    try:
+        body["projection_lag"] = await asyncio.to_thread(projection_lag, state.settings)
+    except Exception as exc:  # the lag is a report, never a reason to fail readiness
+        body["projection_lag"] = f"{type(exc).__name__}: {exc}"
+    return JSONResponse(body)
 
-    async def check(name: str, probe: object) -> None:
-        try:
-            await probe  # type: ignore[misc]
-            checks[name] = "ok"
-        except Exception as exc:  # a readiness probe reports every failure, it never raises
-            checks[name] = f"{type(exc).__name__}: {exc}"
 
-    async def postgres() -> None:
-        async with state.db.connection(timeout=2) as conn:
-            await conn.execute("select 1")
-
-    async def kafka() -> None:
-        if not await asyncio.to_thread(state.producer.ready):
-            raise RuntimeError("no broker in metadata")
-
-    async def registry() -> None:
-        async with httpx.AsyncClient(timeout=2) as client:
-            (await client.get(f"{state.settings.registry}/subjects")).raise_for_status()
-
-    await asyncio.gather(
-        check("postgres", postgres()), check("kafka", kafka()), check("registry", registry())
+def not_ready(checks: dict[str, str]) -> Response:
+    """503 as problem+json like every other error, naming the services that failed; ``ready``
+    and ``checks`` stay in the body for probes that read them."""
+    failed = sorted(name for name, result in checks.items() if result != "ok")
+    problem = Problem(
+        503,
+        "not-ready",
+        "Not ready",
+        "; ".join(f"{name}: {checks[name]}" for name in failed),
+        ready=False,
+        checks=checks,
+        failed=failed,
     )
-    ready = all(v == "ok" for v in checks.values())
-    body: dict[str, object] = {"ready": ready, "checks": checks}
-    if ready:
-        # Informational: a projection behind is still ready (reads wait with ?after_command=).
-        try:
-            body["projection_lag"] = await asyncio.to_thread(projection_lag, state.settings)
-        except Exception as exc:  # the lag is a report, never a reason to fail readiness
-            body["projection_lag"] = f"{type(exc).__name__}: {exc}"
-    return JSONResponse(body, status_code=200 if ready else 503)
+    return problem_response(problem, "/readyz")
 
 
 def projection_lag(settings: Settings) -> dict[str, int]:

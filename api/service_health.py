@@ -83,7 +83,11 @@ async def _timed(probe: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
     return {"status": "ok", "ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
-async def services(state: ApiState) -> dict[str, dict[str, Any]]:
+async def services(
+    state: ApiState, names: tuple[str, ...] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each service's probe result (``status`` ok or down, with ``ms`` or ``error``): every
+    service, or those ``names`` (what ``/readyz`` requires)."""
     settings = state.settings
 
     async def postgres() -> None:
@@ -116,8 +120,9 @@ async def services(state: ApiState) -> dict[str, dict[str, Any]]:
         "s3": s3,
         "search": search,
     }
-    results = await asyncio.gather(*(_timed(p) for p in probes.values()))
-    return dict(zip(probes, results, strict=True))
+    chosen = [n for n in probes if names is None or n in names]
+    results = await asyncio.gather(*(_timed(probes[n]) for n in chosen))
+    return dict(zip(chosen, results, strict=True))
 
 
 async def health(request: Request) -> Response:

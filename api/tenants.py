@@ -6,6 +6,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from api.listing import Listing
 from api.problems import Problem
 from api.state import ApiState
 
@@ -29,9 +30,20 @@ async def get_tenant(request: Request) -> Response:
     return JSONResponse(row, headers={"ETag": f'"{row["version"]}"'})
 
 
+USERS = Listing(
+    "tenant_users",
+    ("user_id", "display_name", "roles", "added_at"),
+    ("user_id",),
+    {"tenant": "tenant_id"},
+)
+
+
 async def list_users(request: Request) -> Response:
+    """The tenant's users by id, a page at a time like every list (``limit``, ``cursor``);
+    the tenant's version is the ETag."""
     state: ApiState = request.app.state.api
     tenant_id = request.path_params["tenant"]
+    sql, values, limit = USERS.query(request.path_params, request.query_params)
     async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("select version from tenants where tenant_id = %s", (tenant_id,))
         found = await cur.fetchone()
@@ -39,12 +51,6 @@ async def list_users(request: Request) -> Response:
             raise Problem(
                 404, "not-found", "Tenant not found", f"no tenant {tenant_id}", field="tenant"
             )
-        await cur.execute(
-            "select user_id, display_name, roles, added_at from tenant_users"
-            " where tenant_id = %s order by user_id",
-            (tenant_id,),
-        )
-        users = await cur.fetchall()
-    for user in users:
-        user["added_at"] = user["added_at"].isoformat()
-    return JSONResponse({"items": users}, headers={"ETag": f'"{found["version"]}"'})
+        await cur.execute(sql, values)
+        rows = await cur.fetchall()
+    return JSONResponse(USERS.page(rows, limit), headers={"ETag": f'"{found["version"]}"'})

@@ -61,9 +61,11 @@ def list_tenants(
     return listing("/v1/tenants", Tenant, params)
 
 
-def list_users(tenant: str) -> ListCall[User]:
-    """The tenant's users and roles (one page: this list has no cursor)."""
-    return listing(T + "/users", User, tenant=tenant)
+def list_users(
+    tenant: str, *, limit: int | None = None, cursor: str | None = None
+) -> ListCall[User]:
+    """The tenant's users and roles, by user id."""
+    return listing(T + "/users", User, query(limit=limit, cursor=cursor), tenant=tenant)
 
 
 def get_module(tenant: str, digest: str) -> Call[Module]:

@@ -109,8 +109,9 @@ def test_agent_lifecycle_and_tasks(api: httpx.Client, tenant: str) -> None:
     deployed = api.post(
         f"{t}/agents", json={"manifest": manifest("a1", models=["mini"])}, headers=WAIT
     )
-    assert deployed.status_code == 200, deployed.text
+    assert deployed.status_code == 201, deployed.text
     assert deployed.json()["aggregate_id"] == f"{tenant}/a1"
+    assert deployed.headers["location"] == f"{t}/agents/a1"
 
     older = api.put(f"{t}/agents/a1", json={"manifest": manifest("a1", "0.9.0")}, headers=WAIT)
     assert_problem(older, 409, "/manifest/version")
@@ -257,7 +258,7 @@ def test_another_tenants_agent_and_module_are_invisible(api: httpx.Client, tenan
     a = f"/v1/tenants/{tenant}"
     assert (
         api.post(f"{a}/agents", json={"manifest": manifest("shared")}, headers=WAIT).status_code
-        == 200
+        == 201
     )
     other = new_tenant_id()
     assert (

@@ -84,9 +84,9 @@ def history(system: str, settings: Settings) -> dict[str, Any]:
     """A tenant with a varied history, and another tenant that must never show up."""
     with admin_client(system, timeout=60) as api:
         tenant = new_tenant(api)
-        assert agent(api, tenant, "echo", example("echo")).status_code == 200
+        assert agent(api, tenant, "echo", example("echo")).status_code == 201
         crash = bytes(wasmtime.wat2wasm(HOSTILE["crash"]))
-        assert agent(api, tenant, "crash", crash).status_code == 200
+        assert agent(api, tenant, "crash", crash).status_code == 201
         cedar = '@id("no-huge") forbid(principal, action, resource) when { false };'
         put = api.put(f"/v1/tenants/{tenant}/policies/no-huge", json={"cedar": cedar}, headers=WAIT)
         assert put.status_code == 200, put.text

@@ -112,7 +112,7 @@ def tenant(system: str) -> str:
 def test_examples_run_and_their_output_is_stored_content_addressed(
     api: httpx.Client, settings: Settings, tenant: str
 ) -> None:
-    assert agent(api, tenant, "echo", example("echo")).status_code == 200
+    assert agent(api, tenant, "echo", example("echo")).status_code == 201
     events = run_task(api, settings, tenant, "echo", {"text": "hello"}, "TaskSucceeded")
     assert names(events)[-4:] == ["RunStarted", "ArtifactStored", "RunSucceeded", "TaskSucceeded"]
     succeeded = last(events, "RunSucceeded")
@@ -124,13 +124,13 @@ def test_examples_run_and_their_output_is_stored_content_addressed(
     assert json.loads(stored) == {"text": "hello"}
     assert "sha256:" + hashlib.sha256(stored).hexdigest() == artifact["digest"]
 
-    assert agent(api, tenant, "stats", example("text_stats")).status_code == 200
+    assert agent(api, tenant, "stats", example("text_stats")).status_code == 201
     events = run_task(api, settings, tenant, "stats", {"text": "one two\nthree"}, "TaskSucceeded")
     output = read_object(s3, settings.s3_bucket, last(events, "ArtifactStored")["object_key"])
     assert json.loads(output) == {"bytes": 13, "words": 3, "lines": 2}
 
     assert (
-        agent(api, tenant, "wasi-echo", example("wasi_echo"), abi="wasi_command").status_code == 200
+        agent(api, tenant, "wasi-echo", example("wasi_echo"), abi="wasi_command").status_code == 201
     )
     events = run_task(api, settings, tenant, "wasi-echo", [1, 2, 3], "TaskSucceeded")
     artifact = last(events, "ArtifactStored")
@@ -150,7 +150,7 @@ def test_the_model_host_call_needs_its_capability(
     refused = agent(api, tenant, "asker-denied", wasm, models=["mini"])
     assert_problem(refused, 422, "/manifest/module_digest")  # imports aion.infer, not granted
     granted = agent(api, tenant, "asker", wasm, models=["mini"], capabilities=["model_inference"])
-    assert granted.status_code == 200, granted.text
+    assert granted.status_code == 201, granted.text
     events = run_task(api, settings, tenant, "asker", "what is aion", "TaskSucceeded")
     assert last(events, "RunSucceeded")["output_bytes"] > 0
 
@@ -178,14 +178,14 @@ def test_a_hostile_module_fails_its_run_with_the_precise_reason_and_the_worker_g
 ) -> None:
     name = f"{module}-{reason.replace('_', '-')}"
     wasm = bytes(wasmtime.wat2wasm(HOSTILE[module]))
-    assert agent(api, tenant, name, wasm, quotas=quotas).status_code == 200
+    assert agent(api, tenant, name, wasm, quotas=quotas).status_code == 201
     events = run_task(api, settings, tenant, name, {}, "TaskFailed")
     failed = last(events, "RunFailed")
     assert failed["reason"] == reason, failed
     assert failed["message"]
     assert processes.procs["kernel"].poll() is None  # the kernel worker survived it
     # ...and still runs well-behaved agents.
-    if agent(api, tenant, "echo", example("echo")).status_code not in (200, 409):
+    if agent(api, tenant, "echo", example("echo")).status_code not in (201, 409):
         pytest.fail("could not deploy echo")
     run_task(api, settings, tenant, "echo", {"after": module}, "TaskSucceeded")
 
@@ -204,7 +204,7 @@ def test_a_kernel_worker_killed_mid_run_leaves_the_task_to_a_retry(
 ) -> None:
     wasm = bytes(wasmtime.wat2wasm(HOSTILE["slow"]))
     quotas = {"fuel": 10**10, "timeout_ms": 20_000, "max_retries": 1, "retry_backoff_ms": 100}
-    assert agent(api, tenant, "slow", wasm, quotas=quotas).status_code == 200
+    assert agent(api, tenant, "slow", wasm, quotas=quotas).status_code == 201
     task_id = f"slow-{int(time.time() * 1000)}"
     body = {"task_id": task_id, "agent_name": "slow", "input": "{}"}
     assert api.post(f"/v1/tenants/{tenant}/tasks", json=body, headers=WAIT).status_code == 201
@@ -222,7 +222,7 @@ def test_a_kernel_worker_killed_mid_run_leaves_the_task_to_a_retry(
 def test_runs_verify_reexecutes_a_recorded_run(
     api: httpx.Client, settings: Settings, tenant: str
 ) -> None:
-    if agent(api, tenant, "echo", example("echo")).status_code not in (200, 409):
+    if agent(api, tenant, "echo", example("echo")).status_code not in (201, 409):
         pytest.fail("could not deploy echo")
     events = run_task(api, settings, tenant, "echo", {"verify": True}, "TaskSucceeded")
     run_id = last(events, "RunSucceeded")["run_id"]
@@ -262,7 +262,7 @@ def test_progress_is_streamed_as_run_progress_events(
     api: httpx.Client, settings: Settings, tenant: str
 ) -> None:
     deployed = agent(api, tenant, "chatty", unit_module("progress"), capabilities=["progress"])
-    assert deployed.status_code == 200, deployed.text
+    assert deployed.status_code == 201, deployed.text
     events = run_task(api, settings, tenant, "chatty", {}, "TaskSucceeded")
     progress = [v for n, v in events if n.endswith(".RunProgress")]
     assert [(p["sequence"], p["percent"], p["message"]) for p in progress] == [
@@ -277,7 +277,7 @@ def test_files_left_in_a_granted_scratch_directory_become_artifacts(
 ) -> None:
     wasm = unit_module("wasi_scratch")
     granted = agent(api, tenant, "scribe", wasm, abi="wasi_command", capabilities=["scratch_dir"])
-    assert granted.status_code == 200, granted.text
+    assert granted.status_code == 201, granted.text
     events = run_task(api, settings, tenant, "scribe", {}, "TaskSucceeded")
     artifacts = {v["artifact_id"]: v for n, v in events if n.endswith(".ArtifactStored")}
     assert set(artifacts) == {"file:out.txt", "output"}

@@ -44,7 +44,7 @@ def test_a_tasks_events_stream_live_and_resume_after_the_last_event_id(
 ) -> None:
     tenant = new_tenant(api)
     wasm = unit_module("progress")
-    assert agent(api, tenant, "chatty", wasm, capabilities=["progress"]).status_code == 200
+    assert agent(api, tenant, "chatty", wasm, capabilities=["progress"]).status_code == 201
     body = {"task_id": "live-1", "agent_name": "chatty", "input": "{}"}
     assert api.post(f"/v1/tenants/{tenant}/tasks", json=body, headers=WAIT).status_code == 201
     path = f"/v1/tenants/{tenant}/tasks/live-1/events"

@@ -67,7 +67,7 @@ def observed(system: str, settings: Settings) -> dict[str, Any]:
 
 def run_one_task(api: httpx.Client, settings: Settings) -> dict[str, Any]:
     tenant = new_tenant(api)
-    assert agent(api, tenant, "echo", example("echo")).status_code == 200
+    assert agent(api, tenant, "echo", example("echo")).status_code == 201
     before = {role: scrape(role) for role in ROLES}
     task_id = f"observed-{int(time.time() * 1000)}"
     body = {"task_id": task_id, "agent_name": "echo", "input": json.dumps({"text": "hi"})}

@@ -53,7 +53,7 @@ def new_tenant(api: httpx.Client, **limits: int) -> str:
 def deploy(api: httpx.Client, tenant: str, name: str = "echo", **quotas: int) -> None:
     body = manifest(name, quotas={"fuel": 1_000_000, "memory_mb": 64, "timeout_ms": 500, **quotas})
     deployed = api.post(f"/v1/tenants/{tenant}/agents", json={"manifest": body}, headers=WAIT)
-    assert deployed.status_code == 200, deployed.text
+    assert deployed.status_code == 201, deployed.text
 
 
 def submit(api: httpx.Client, tenant: str, task_id: str, **fields: Any) -> httpx.Response:
@@ -134,7 +134,7 @@ def test_tenant_policies_deny_tasks_and_deployments_with_the_policy_named(
     assert_problem(denied, 403, None)
     assert "fuel" in denied.json()["detail"]
     allowed = manifest("frugal", quotas={"fuel": 1000, "memory_mb": 64, "timeout_ms": 500})
-    assert api.post(f"{t}/agents", json={"manifest": allowed}, headers=WAIT).status_code == 200
+    assert api.post(f"{t}/agents", json={"manifest": allowed}, headers=WAIT).status_code == 201
 
 
 def test_a_full_tenant_queues_tasks_and_a_finished_run_admits_the_next(
@@ -244,7 +244,7 @@ def test_a_task_input_that_breaks_the_agents_input_schema_is_a_422_naming_the_pa
     schema = '{"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}'
     body = manifest("typed", input_schema=schema)
     t = f"/v1/tenants/{tenant}"
-    assert api.post(f"{t}/agents", json={"manifest": body}, headers=WAIT).status_code == 200
+    assert api.post(f"{t}/agents", json={"manifest": body}, headers=WAIT).status_code == 201
     bad_schema = manifest("broken", input_schema='{"type": 7}')
     assert_problem(
         api.post(f"{t}/agents", json={"manifest": bad_schema}, headers=WAIT),

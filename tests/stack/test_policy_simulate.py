@@ -45,7 +45,7 @@ def history(api: httpx.Client) -> dict[str, str]:
     uploaded = api.post(f"{t}/modules", content=ECHO, headers=WASM)
     assert uploaded.status_code in (200, 201), uploaded.text
     deployed = api.post(f"{t}/agents", json={"manifest": manifest("a1")}, headers=WAIT)
-    assert deployed.status_code == 200, deployed.text
+    assert deployed.status_code == 201, deployed.text
     tasks = {}
     for size, text in (("small", SMALL_INPUT), ("big", BIG_INPUT)):
         task = api.post(f"{t}/tasks", json={"agent_name": "a1", "input": text}, headers=WAIT)

@@ -29,7 +29,7 @@ def submit(
 def tenant(system: str) -> str:
     with admin_client(system, timeout=60) as client:
         tenant_id = new_tenant(client)
-        assert agent(client, tenant_id, "echo", example("echo")).status_code == 200
+        assert agent(client, tenant_id, "echo", example("echo")).status_code == 201
         return tenant_id
 
 
@@ -96,6 +96,23 @@ def test_lists_page_with_cursors_and_filter(api: httpx.Client, tenant: str) -> N
     assert_problem(api.get(f"{t}/tasks", params={"after": "nonsense"}), 422, "after")
     assert_problem(api.get(f"{t}/tasks", params={"limit": 0}), 422, "limit")
     assert_problem(api.get(f"{t}/tasks", params={"cursor": "garbage!"}), 400, "cursor")
+
+
+def test_users_page_with_cursors(api: httpx.Client) -> None:
+    tenant = new_tenant(api)
+    t = f"/v1/tenants/{tenant}"
+    for user in ("cy", "ab", "bo"):
+        added = api.post(
+            f"{t}/users",
+            json={"user_id": user, "display_name": user, "roles": ["viewer"]},
+            headers=WAIT,
+        )
+        assert added.status_code == 201, added.text
+    first = api.get(f"{t}/users", params={"limit": 2}).json()
+    assert [u["user_id"] for u in first["items"]] == ["ab", "bo"]
+    rest = api.get(f"{t}/users", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert ([u["user_id"] for u in rest["items"]], rest["next_cursor"]) == (["cy"], None)
+    assert_problem(api.get(f"{t}/users", params={"limit": 0}), 422, "limit")
 
 
 def test_enforcements_and_policies_are_queryable(api: httpx.Client, tenant: str) -> None:

@@ -376,7 +376,7 @@ def test_a_real_tenants_history_replayed_in_order_and_backwards_changes_nothing(
     t = f"/v1/tenants/{tenant}"
     model = {"model_name": "m", "provider": "local", "kind": "chat"}
     assert api.post(f"{t}/models", json=model, headers=WAIT).status_code == 201
-    assert agent(api, tenant, "echo", example("echo")).status_code == 200
+    assert agent(api, tenant, "echo", example("echo")).status_code == 201
     allow = {"cedar": "permit(principal, action, resource);"}
     assert api.put(f"{t}/policies/p", json=allow, headers=WAIT).status_code == 200
     assert api.delete(f"{t}/policies/p", headers=WAIT).status_code == 200

@@ -71,7 +71,7 @@ def test_a_task_that_runs_to_success_has_its_task_run_artifact_and_verdict(
     api: httpx.Client, settings: Settings, db: psycopg.Connection[dict[str, Any]]
 ) -> None:
     tenant = new_tenant(api)
-    assert agent(api, tenant, "echo", example("echo")).status_code == 200
+    assert agent(api, tenant, "echo", example("echo")).status_code == 201
     events = run_task(api, settings, tenant, "echo", {"text": "hi"}, "TaskSucceeded")
     task_id = last(events, "TaskSubmitted")["task_id"]
     succeeded = last(events, "RunSucceeded")
@@ -134,7 +134,7 @@ def test_a_failed_run_is_retried_and_every_attempt_has_its_run(
     tenant = new_tenant(api)
     crash = bytes(wasmtime.wat2wasm(HOSTILE["crash"]))
     quotas = {"max_retries": 1, "retry_backoff_ms": 0}
-    assert agent(api, tenant, "crash", crash, quotas=quotas).status_code == 200
+    assert agent(api, tenant, "crash", crash, quotas=quotas).status_code == 201
     events = run_task(api, settings, tenant, "crash", {}, "TaskFailed")
     task_id = last(events, "TaskSubmitted")["task_id"]
 
@@ -224,7 +224,7 @@ def test_models_agents_and_their_versions_follow_register_deploy_update_and_reti
     }
 
     first = manifest("helper", models=["mini"], labels={"team": "ml"}, description="first")
-    assert api.post(f"{t}/agents", json={"manifest": first}, headers=WAIT).status_code == 200
+    assert api.post(f"{t}/agents", json={"manifest": first}, headers=WAIT).status_code == 201
     [deployed] = rows(db, "select * from agents where tenant_id = %s", tenant)
     assert (deployed["status"], deployed["agent_version"], deployed["version"]) == (
         "deployed",

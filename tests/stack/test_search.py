@@ -42,7 +42,7 @@ def test_agents_and_outputs_are_found_by_meaning_and_never_across_tenants(
         "resizer": "Crops and scales photographs to thumbnails.",
     }
     for name, description in described.items():
-        assert agent(api, tenant, name, echo, description=description).status_code == 200
+        assert agent(api, tenant, name, echo, description=description).status_code == 201
     hits = search(api, tenant, "write a brief summary of this document", 3, kind="agent")
     assert hits[0]["id"] == "summarizer", hits
     hits = search(api, tenant, "make my picture smaller", 3, kind="agent")

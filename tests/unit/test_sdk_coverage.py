@@ -42,6 +42,16 @@ def test_the_endpoint_table_is_exactly_the_documented_operations() -> None:
     assert table - doc == set(), "SDK methods of endpoints the API no longer documents"
 
 
+def test_each_sdk_method_is_named_after_its_operation_id() -> None:
+    paths = document(OPERATIONS)["paths"]
+    wrong = {
+        (method, path): (name, paths[path][method.lower()]["operationId"])
+        for (method, path), name in ENDPOINTS.items()
+        if paths[path][method.lower()]["operationId"] != name
+    }
+    assert wrong == {}
+
+
 def test_undocumented_routes_are_served_and_not_documented() -> None:
     assert set(UNDOCUMENTED) <= served()
     assert not set(UNDOCUMENTED) & documented()
