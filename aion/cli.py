@@ -206,20 +206,27 @@ def bench(
         "starting our own.",
     ),
     out: Path = typer.Option(Path("bench-results"), help="Where the JSON and PNG go."),
+    only: list[str] | None = typer.Option(
+        None, "--only", help="Only this scenario (its number, 1-7); repeatable."
+    ),
 ) -> None:
     """Every benchmark scenario beside its baseline, in one run: a table, JSON and a plot."""
     from aion.bench import system as bench_system
-    from aion.bench.run import run
+    from aion.bench.run import chosen, run
 
+    try:
+        chosen(only)
+    except ValueError as exc:
+        raise _fail(exc) from exc
     settings = settings_module.load()
     try:
         if api:
             with bench_system.existing(settings, api) as target:
-                run(target, quick, out, console)
+                run(target, quick, out, console, only)
         else:
             logs = settings.stack_dir / "logs" / "bench"
             with bench_system.started(settings, logs) as target:
-                run(target, quick, out, console)
+                run(target, quick, out, console, only)
     except StackError as exc:
         raise _fail(exc) from exc
 

@@ -46,16 +46,42 @@ def memory(system: System) -> list[Figure]:
     ]
 
 
+NAMES = (
+    "1 HTTP ingest",
+    "2 bulk ingest",
+    "3 end-to-end latency",
+    "4 projection rebuild",
+    "7 memory",  # after the load scenarios: the roles' steady state
+    "5 kernel",
+    "6 policy",
+)
+
+
 def scenarios(system: System, plan: Plan) -> list[tuple[str, Callable[[], list[Figure]]]]:
-    return [
-        ("1 HTTP ingest", lambda: ingest.ingest(system, plan.trials, plan.ingest_s)),
-        ("2 bulk ingest", lambda: ingest.bulk(system, plan.trials, plan.batches)),
-        ("3 end-to-end latency", lambda: ingest.end_to_end(system, plan.trials, plan.e2e_s)),
-        ("4 projection rebuild", lambda: rebuild.rebuild(system, plan.trials, plan.quick)),
-        ("7 memory", lambda: memory(system)),
-        ("5 kernel", lambda: decisions.kernel_runs(plan.trials, plan.inproc_s)),
-        ("6 policy", lambda: decisions.policy_decisions(plan.trials, plan.inproc_s)),
+    runs: list[Callable[[], list[Figure]]] = [
+        lambda: ingest.ingest(system, plan.trials, plan.ingest_s),
+        lambda: ingest.bulk(system, plan.trials, plan.batches),
+        lambda: ingest.end_to_end(system, plan.trials, plan.e2e_s),
+        lambda: rebuild.rebuild(system, plan.trials, plan.quick),
+        lambda: memory(system),
+        lambda: decisions.kernel_runs(plan.trials, plan.inproc_s),
+        lambda: decisions.policy_decisions(plan.trials, plan.inproc_s),
     ]
+    return list(zip(NAMES, runs, strict=True))
+
+
+def chosen(only: list[str] | None) -> list[str]:
+    """The names of the scenarios whose number is in ``only`` (all when None), in their usual
+    order; an unknown number is a ValueError naming the known ones."""
+    if not only:
+        return list(NAMES)
+    numbers = {name.split()[0] for name in NAMES}
+    unknown = sorted(set(only) - numbers)
+    if unknown:
+        raise ValueError(
+            f"no scenario {', '.join(unknown)}: choose from {', '.join(sorted(numbers))}"
+        )
+    return [name for name in NAMES if name.split()[0] in only]
 
 
 def table(figures: list[Figure]) -> Table:
@@ -77,12 +103,17 @@ def table(figures: list[Figure]) -> Table:
     return grid
 
 
-def run(system: System, quick: bool, out: Path, console: Console) -> list[Figure]:
+def run(
+    system: System, quick: bool, out: Path, console: Console, only: list[str] | None = None
+) -> list[Figure]:
     plan = Plan.of(quick)
     figures: list[Figure] = []
     started = time.monotonic()
     try:
+        wanted = chosen(only)
         for name, scenario in scenarios(system, plan):
+            if name not in wanted:
+                continue
             console.print(f"[bold]{name}[/bold] …")
             began = time.monotonic()
             figures += scenario()
@@ -90,7 +121,12 @@ def run(system: System, quick: bool, out: Path, console: Console) -> list[Figure
     finally:
         ingest.bench_topic(system.settings, create=False)
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    extra = {"quick": quick, "seconds": round(time.monotonic() - started, 1), "at": stamp}
+    extra = {
+        "quick": quick,
+        "only": only or None,
+        "seconds": round(time.monotonic() - started, 1),
+        "at": stamp,
+    }
     write_json(figures, out / f"bench-{stamp}.json", extra)
     plot(figures, out / f"bench-{stamp}.png")
     console.print(table(figures))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
 from aion.bench.harness import Figure
 from aion.bench.http_load import parse
+from aion.bench.run import NAMES, chosen
+from aion.cli import app
 
 WRK = """Running 2s test @ http://127.0.0.1:8000/v1/tenants/t/models
   1 threads and 32 connections
@@ -43,3 +46,19 @@ def test_a_figure_reports_median_spread_ratio_and_target() -> None:
     assert (figure.median, figure.spread, figure.ratio, figure.met) == (2, (1, 3), 0.5, True)
     assert figure.as_json()["ratio"] == 0.5 and "check" not in figure.as_json()
     assert Figure("s", "rss", "MiB", [5.0]).met is None
+
+
+def test_only_picks_scenarios_by_number_in_their_usual_order() -> None:
+    assert chosen(None) == list(NAMES)
+    assert chosen(["4", "1"]) == ["1 HTTP ingest", "4 projection rebuild"]
+
+
+def test_only_an_unknown_scenario_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="no scenario 9: choose from 1, 2, 3, 4, 5, 6, 7"):
+        chosen(["1", "9"])
+
+
+def test_the_cli_refuses_an_unknown_scenario_before_starting_anything() -> None:
+    result = CliRunner().invoke(app, ["bench", "--only", "8"])
+    assert result.exit_code == 1
+    assert "no scenario 8" in result.output
