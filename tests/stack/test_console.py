@@ -214,6 +214,39 @@ def test_submitting_a_task_and_watching_it_finish_live(console: tuple[Any, Reque
     shot(page, "tasks")
 
 
+def test_cancelling_a_queued_task(browser: Any, system: str) -> None:
+    """One task a minute: the second waits in the queue, so it is there to cancel."""
+    tenant_id = new_tenant_id()
+    t = f"/v1/tenants/{tenant_id}"
+    with admin_client(system) as api:
+        body = {"tenant_id": tenant_id, "display_name": "Q", "limits": {"tasks_per_minute": 1}}
+        assert api.post("/v1/tenants", json=body, headers=WAIT).status_code == 201
+        uploaded = api.post(f"{t}/modules", content=ECHO,
+                            headers={"content-type": "application/wasm"})  # fmt: skip
+        assert uploaded.status_code in (200, 201), uploaded.text
+        deployed = api.post(f"{t}/agents", json={"manifest": manifest("parrot", "P")}, headers=WAIT)
+        assert deployed.status_code == 201, deployed.text
+        for task_id in ("first", "queued"):
+            task = {"task_id": task_id, "agent_name": "parrot", "input": "{}"}
+            assert api.post(f"{t}/tasks", json=task, headers=WAIT).status_code == 201
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    context.set_default_timeout(TIMEOUT_MS)
+    context.route("**/*", Requests(system).route)
+    page = context.new_page()
+    try:
+        sign_in(page, system, "bo", {"tenant": tenant_id, "roles": ["operator"]})
+        page.goto(system + "/console/tasks/queued")
+        form = page.get_by_role("form", name="Cancel the task")
+        form.get_by_label("Reason").fill("not needed after all")
+        form.get_by_role("button", name="Cancel task").click()
+        expect(page.locator("#task-state")).to_contain_text("cancelled")
+        expect(page.locator("#events")).to_contain_text("TaskCancelled")
+        expect(page.get_by_role("form", name="Cancel the task")).to_have_count(0)
+        shot(page, "task-cancelled")
+    finally:
+        context.close()
+
+
 def test_a_draft_survives_a_reload_and_the_keyboard_submits(
     console: tuple[Any, Requests],
 ) -> None:
