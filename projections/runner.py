@@ -17,8 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
@@ -33,8 +32,10 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("aion.projections")
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
+    """Where an event is (a tuple: made for every event of a rebuild, three times cheaper than
+    a frozen dataclass)."""
+
     topic: str
     partition: int
     offset: int
@@ -89,10 +90,11 @@ def save_checkpoints(
     cur: psycopg.Cursor[Any], projection: str, messages: Iterable[Message]
 ) -> None:
     latest: dict[tuple[str, int], int] = {}
-    for m in messages:
-        at = position(m)
-        key = (at.topic, at.partition)
-        latest[key] = max(latest.get(key, -1), at.offset + 1)
+    for m in messages:  # a partition's messages come in offset order: the last one's wins
+        key = (str(m.topic()), m.partition() or 0)
+        next_offset = (m.offset() or 0) + 1
+        if next_offset > latest.get(key, -1):
+            latest[key] = next_offset
     cur.executemany(
         "insert into projection_checkpoints (projection, topic, partition, next_offset)"
         " values (%s, %s, %s, %s) on conflict (projection, topic, partition) do update"
@@ -270,12 +272,13 @@ class ProjectionRunner:
 
     def _decode(self, message: Message) -> tuple[str, dict[str, Any]] | None:
         """The record, None for a poison message (skipped); waits out a registry outage."""
-        at, delay = position(message), 0.5
+        delay = 0.5
         while True:
             try:
-                return self.decoder.decode(at.topic, message.value() or b"")
+                return self.decoder.decode(str(message.topic()), message.value() or b"")
             except DecodeError as exc:
                 # Not ours to repair here: skip it (the stream processors dead-letter it).
+                at = position(message)
                 log.error("%s skipped undecodable %s: %s", self.projection.name, at, exc)
                 return None
             except RegistryUnavailable as exc:
