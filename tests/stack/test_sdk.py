@@ -242,3 +242,38 @@ def test_the_async_client_runs_the_tour_and_resumes_a_stream(system: str) -> Non
     started = next(e.id for e in events if e.type == "RunStarted")
     assert [e.id for e in resumed] == [e.id for e in events if e.id > started]
     assert json.loads(output) == {}
+
+
+def test_the_operations_and_admin_surface(system: str) -> None:
+    """The endpoints added with the console, through the SDK: tenants by prefix, users by page,
+    the task's hot status, the policy what-if's refusal, /health, and the live document whose
+    operationIds are the SDK's method names."""
+    with AionClient(system, token=admin_token()) as aion:
+        tenant = new_tenant(aion)
+        for user in ("cy", "ab", "bo"):
+            aion.add_user(tenant, user, user.upper(), ["viewer"], wait=WAIT)
+        page = aion.list_users(tenant, limit=2)
+        assert [u["user_id"] for u in page.items] == ["ab", "bo"] and page.has_next
+        assert [u["user_id"] for u in page] == ["ab", "bo", "cy"]
+
+        assert [t["tenant_id"] for t in aion.list_tenants(prefix=tenant)] == [tenant]
+
+        module = aion.upload_module(tenant, example("echo"))
+        aion.deploy_agent(tenant, manifest("echo", module["digest"]), wait=WAIT)
+        task = aion.submit_task(tenant, "echo", {"text": "status"}, wait=WAIT)
+        assert task.task_id is not None
+        list(aion.task_events(tenant, task.task_id))  # until its final event
+        assert aion.get_task_status(tenant, task.task_id)["status"] == "succeeded"
+
+        with pytest.raises(Unprocessable) as refused:
+            aion.simulate_policy(tenant, "p1", "forbid(principal, action, resource) when {")
+        assert refused.value.field == "/cedar"
+
+        health = aion.health()
+        assert health["services"]["kafka"]["status"] == "ok"
+        assert isinstance(health["dead_letters"], int)
+
+        document = aion.openapi()
+        names = {e["operationId"] for ops in document["paths"].values() for e in ops.values()}
+        assert {"list_tenants", "simulate_policy", "get_task_status", "health"} <= names
+        assert all(callable(getattr(aion, name, None)) for name in names)
