@@ -17,12 +17,12 @@ from api import (
     search,
     service_health,
     tenant_list,
+    tenants,
 )
 from api.command_routes import COMMAND_ROUTES
 from api.openapi import LIST_QUERY, Operation, item_of, page_of
 
-T = "/v1/tenants/{tenant}"
-USER_COLUMNS = ("user_id", "display_name", "roles", "added_at")
+T = queries.T
 MODULE = {
     "type": "object",
     "properties": {"digest": {"type": "string"}, "size_bytes": {"type": "integer"}},
@@ -68,7 +68,7 @@ OPERATIONS = [
         errors=("404", "422"),
         operation_id="list_users",
         query=("limit", "cursor"),
-        returns=page_of(USER_COLUMNS),
+        returns=page_of(tenants.USERS.columns),
     ),
     Operation(
         "GET",
