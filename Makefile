@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap up down status test bench bench-quick lint typecheck format clean
+.PHONY: bootstrap up down status test bench bench-quick peer-temporal lint typecheck format clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -27,6 +27,9 @@ bench: bootstrap  ## every benchmark beside its baseline (~5 min); stop `make up
 
 bench-quick: bootstrap  ## one short pass of every scenario (~2 min)
 	@$(VENV)/aion bench --quick
+
+peer-temporal: bootstrap  ## scenario 8's peer: the Temporal CLI built once (~5 min) and its SDK
+	@scripts/peer_temporal.sh
 
 lint: bootstrap
 	@$(VENV)/ruff check .

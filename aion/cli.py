@@ -207,7 +207,13 @@ def bench(
     ),
     out: Path = typer.Option(Path("bench-results"), help="Where the JSON and PNG go."),
     only: list[str] | None = typer.Option(
-        None, "--only", help="Only this scenario (its number, 1-7); repeatable."
+        None, "--only", help="Only this scenario (its number, 1-10); repeatable."
+    ),
+    queue_depth: int | None = typer.Option(
+        None,
+        "--queue-depth",
+        min=1,
+        help="Tasks queued before scenario 9 measures (50,000; --quick 1,000).",
     ),
 ) -> None:
     """Every benchmark scenario beside its baseline, in one run: a table, JSON and a plot."""
@@ -222,12 +228,12 @@ def bench(
     try:
         if api:
             with bench_system.existing(settings, api) as target:
-                run(target, quick, out, console, only)
+                run(target, quick, out, console, only, queue_depth)
         else:
             logs = settings.stack_dir / "logs" / "bench"
             with bench_system.started(settings, logs) as target:
-                run(target, quick, out, console, only)
-    except StackError as exc:
+                run(target, quick, out, console, only, queue_depth)
+    except (StackError, bench_system.BenchRefused) as exc:
         raise _fail(exc) from exc
 
 

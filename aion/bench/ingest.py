@@ -35,9 +35,13 @@ WAIT = {"Prefer": "wait=20"}
 BARE_TOPIC = "aion.bench.bare-ingest"
 
 
-def bench_tenant(system: System) -> str:
+RAISED = {"max_concurrent_tasks": 1000, "tasks_per_minute": 1_000_000}
+
+
+def bench_tenant(system: System, limits: dict[str, int] | None = None) -> str:
+    """A fresh tenant (created and waited for), by default with task limits out of the way."""
     tenant = f"bench-{uuid.uuid4().hex[:8]}"
-    limits = {"max_concurrent_tasks": 1000, "tasks_per_minute": 1_000_000}
+    limits = limits or RAISED
     created = httpx.post(
         f"{system.api}/v1/tenants",
         json={"tenant_id": tenant, "display_name": "Benchmark", "limits": limits},

@@ -14,8 +14,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from aion.bench import decisions, ingest, rebuild
-from aion.bench.harness import Figure, fmt, machine, plot, write_json
+from aion.bench import decisions, ingest, queue_depth, rebuild, scale_out, tasks
+from aion.bench.harness import Figure, fmt, machine, write_json
+from aion.bench.plot import plot
 from aion.bench.system import System
 
 
@@ -51,21 +52,31 @@ NAMES = (
     "2 bulk ingest",
     "3 end-to-end latency",
     "4 projection rebuild",
-    "7 memory",  # after the load scenarios: the roles' steady state
-    "5 kernel",
+    "5 kernel",  # before 8, which sets its tasks/s beside the kernel's rate
     "6 policy",
+    "8 tasks end to end",
+    "9 queue depth",
+    "10 scale-out",
+    "7 memory",  # after the load scenarios: the roles' steady state
 )
 
 
-def scenarios(system: System, plan: Plan) -> list[tuple[str, Callable[[], list[Figure]]]]:
+def scenarios(
+    system: System, plan: Plan, figures: list[Figure], queue: int | None = None
+) -> list[tuple[str, Callable[[], list[Figure]]]]:
+    """Each scenario by name; ``figures`` is the run's list so far (scenario 8 reads 5's)."""
+    logs = system.logs or system.settings.stack_dir / "logs" / "bench"
     runs: list[Callable[[], list[Figure]]] = [
         lambda: ingest.ingest(system, plan.trials, plan.ingest_s),
         lambda: ingest.bulk(system, plan.trials, plan.batches),
         lambda: ingest.end_to_end(system, plan.trials, plan.e2e_s),
         lambda: rebuild.rebuild(system, plan.trials, plan.quick),
-        lambda: memory(system),
         lambda: decisions.kernel_runs(plan.trials, plan.inproc_s),
         lambda: decisions.policy_decisions(plan.trials, plan.inproc_s),
+        lambda: tasks.tasks(system, plan.quick, figures, logs),
+        lambda: queue_depth.queue_depth(system, plan.quick, queue),
+        lambda: scale_out.scale_out(system, plan.quick),
+        lambda: memory(system),
     ]
     return list(zip(NAMES, runs, strict=True))
 
@@ -79,7 +90,7 @@ def chosen(only: list[str] | None) -> list[str]:
     unknown = sorted(set(only) - numbers)
     if unknown:
         raise ValueError(
-            f"no scenario {', '.join(unknown)}: choose from {', '.join(sorted(numbers))}"
+            f"no scenario {', '.join(unknown)}: choose from {', '.join(sorted(numbers, key=int))}"
         )
     return [name for name in NAMES if name.split()[0] in only]
 
@@ -93,7 +104,7 @@ def table(figures: list[Figure]) -> Table:
         grid.add_row(
             f.scenario,
             f.name,
-            fmt(f.median, f.unit),
+            fmt(f.median, f.unit) + (" (derived)" if f.derived else ""),
             f"{fmt(low)}-{fmt(high)}",
             f"{fmt(f.baseline_median, f.unit)} {f.baseline_name}".strip() if f.baseline else "-",
             fmt(f.ratio) if f.ratio is not None else "-",
@@ -104,19 +115,30 @@ def table(figures: list[Figure]) -> Table:
 
 
 def run(
-    system: System, quick: bool, out: Path, console: Console, only: list[str] | None = None
+    system: System,
+    quick: bool,
+    out: Path,
+    console: Console,
+    only: list[str] | None = None,
+    queue: int | None = None,
 ) -> list[Figure]:
     plan = Plan.of(quick)
     figures: list[Figure] = []
     started = time.monotonic()
     try:
         wanted = chosen(only)
-        for name, scenario in scenarios(system, plan):
+        for name, scenario in scenarios(system, plan, figures, queue):
             if name not in wanted:
                 continue
             console.print(f"[bold]{name}[/bold] …")
             began = time.monotonic()
-            figures += scenario()
+            found = scenario()
+            figures += found
+            for f in found:
+                if f.note:
+                    console.print(f"  {f.name}: {f.note}", highlight=False)
+            if not found:
+                console.print(f"  {name}: skipped (it needs the bench's own roles, not --api)")
             console.print(f"  {name}: {time.monotonic() - began:.1f} s")
     finally:
         ingest.bench_topic(system.settings, create=False)
@@ -124,6 +146,7 @@ def run(
     extra = {
         "quick": quick,
         "only": only or None,
+        "queue_depth": queue,
         "seconds": round(time.monotonic() - started, 1),
         "at": stamp,
     }

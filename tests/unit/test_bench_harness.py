@@ -54,11 +54,21 @@ def test_only_picks_scenarios_by_number_in_their_usual_order() -> None:
 
 
 def test_only_an_unknown_scenario_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="no scenario 9: choose from 1, 2, 3, 4, 5, 6, 7"):
-        chosen(["1", "9"])
+    with pytest.raises(ValueError, match=r"no scenario 11: choose from 1, 2, 3, .*, 9, 10$"):
+        chosen(["1", "11"])
+
+
+def test_scenario_8_follows_5_whose_kernel_rate_it_reads() -> None:
+    assert chosen(["8", "5", "10"]) == ["5 kernel", "8 tasks end to end", "10 scale-out"]
 
 
 def test_the_cli_refuses_an_unknown_scenario_before_starting_anything() -> None:
-    result = CliRunner().invoke(app, ["bench", "--only", "8"])
+    result = CliRunner().invoke(app, ["bench", "--only", "11"])
     assert result.exit_code == 1
-    assert "no scenario 8" in result.output
+    assert "no scenario 11" in result.output
+
+
+def test_a_derived_figure_says_so_in_its_json() -> None:
+    figure = Figure("5 kernel", "overhead per run", "us", [-8.8, 3.0], derived=True)
+    assert figure.as_json()["derived"] is True and figure.median == pytest.approx(-2.9)
+    assert Figure("s", "rate", "/s", [1.0]).as_json()["derived"] is False
