@@ -56,6 +56,12 @@ SCHEDULER_TASKS = Gauge(
     "Live tasks in the schedulers of this worker's partitions, by phase (queued: the backlog)",
     ["phase"],
 )
+COMMANDS_UNPRODUCIBLE = Counter(
+    "aion_commands_unproducible",
+    "Commands whose effects could not be produced, rejected or dead-lettered instead (reason: "
+    "too_large, unencodable, broker_refused, conflict)",
+    ["reason"],
+)
 DEADLETTERS = Counter(
     "aion_deadletters",
     "Messages sent to aion.deadletter (undecodable, unknown command, a decider that failed)",

@@ -17,6 +17,9 @@ AUDIT = "aion.audit"
 AUDIT_NAMESPACE = "aion.audit"
 
 WEEK_MS = 7 * 24 * 3600 * 1000
+# Kafka's own default (message.max.bytes), written on every topic Aion creates so that the
+# command processor checks its messages against the limit the topic was made with.
+MAX_MESSAGE_BYTES = 1_048_588
 
 
 def producer_config(bootstrap: str, **extra: object) -> dict[str, object]:
@@ -45,11 +48,13 @@ class TopicSpec:
     cleanup_policy: str = "delete"
     doc: str = ""
     config: dict[str, str] = field(default_factory=dict)
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # the largest record batch the broker takes
 
     def kafka_config(self) -> dict[str, str]:
         return {
             "retention.ms": str(self.retention_ms),
             "cleanup.policy": self.cleanup_policy,
+            "max.message.bytes": str(self.max_message_bytes),
             **self.config,
         }
 
@@ -142,3 +147,10 @@ TOPICS: tuple[TopicSpec, ...] = (
 
 def topic(name: str) -> TopicSpec:
     return next(t for t in TOPICS if t.name == name)
+
+
+def max_message_bytes(name: str) -> int:
+    """The topic's limit as Aion creates it; Kafka's default for a topic not in the catalogue
+    (Faust's table changelogs)."""
+    spec = next((t for t in TOPICS if t.name == name), None)
+    return spec.max_message_bytes if spec else MAX_MESSAGE_BYTES

@@ -10,6 +10,10 @@ the command against the old state and yields the same messages with the same det
 (harmless duplicates that every consumer drops by event id or version, and the kernel by run
 id). A command whose id is already in its document's recent list was handled and is skipped.
 
+A command whose effects cannot be produced (too large, not fitting its schema, refused by the
+broker) must not wedge its partition: it is rejected with the reason, or dead-lettered when
+not even its rejection can be produced, and the partition goes on (decision 49).
+
 Each command is handled in a CONSUMER span that continues the trace its envelope carries, and
 every message it produces carries that span's ``traceparent`` (envelope and header), so the
 kernel and the projections continue the same trace (``aion.tracing``).
@@ -20,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, TypeVar
 
 from faust.types import EventT
 from opentelemetry import trace
@@ -35,15 +39,36 @@ from schemas.topics import COMMANDS
 from streams import failpoints
 from streams.app import StreamsApp
 from streams.deadletter import send_to_deadletter
-from streams.group_commit import BATCH_SIZE, BATCH_WAIT_SECONDS, GroupCommit, processing
+from streams.group_commit import (
+    BATCH_SIZE,
+    BATCH_WAIT_SECONDS,
+    Attempts,
+    Decided,
+    Failure,
+    GroupCommit,
+    processing,
+)
 from streams.module_facts import io_facts
+from streams.outgoing import Limits, Outgoing, encode_writes, prepare
 from streams.plan import TICK, Emission, millis, plan_command
+from streams.producibility import (
+    CONFLICT,
+    Refusal,
+    Unproducible,
+    broker_refused,
+    fingerprint,
+    is_message_refusal,
+    refusal,
+)
+from streams.refusals import Remembered, rejection
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("aion.streams")
 REJECTED = "aion.CommandRejected"
 
 T = TypeVar("T")
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 10.0
 
 
 async def registry_retry(call: Callable[..., T], *args: Any) -> T:
@@ -60,39 +85,116 @@ async def registry_retry(call: Callable[..., T], *args: Any) -> T:
 
 def register(streams: StreamsApp) -> None:
     app, table = streams.app, streams.aggregates
+    remembered = Remembered()
 
     @app.agent(streams.commands, name="command-processor")
     async def process(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-            await handle_batch(streams, table, events)
+            await handle_batch(streams, table, events, remembered)
 
 
-async def handle_batch(streams: StreamsApp, table: Any, events: list[EventT]) -> None:
-    """Plan and send each command in order, wait for all their acks, then store their state."""
-    batch = GroupCommit()
-    for event in events:
-        with processing(event):
-            await handle(streams, table, batch, event)
-    await batch.acknowledged()
-    for decided in batch.decided:
-        failpoints.hit("after-produce", decided.command.type)
+async def handle_batch(
+    streams: StreamsApp, table: Any, events: list[EventT], remembered: Remembered
+) -> None:
+    """Plan and send each command in order, wait for all their acks, then store their state.
+
+    When Kafka did not acknowledge a message: a refusal of the message itself stores the batch
+    up to the refused command and handles the rest again, the refused one now rejected; any
+    other failure (a timeout, no broker) stores nothing and handles the whole batch again."""
+    attempts = Attempts()
+    pending = list(events)
+    delay = RETRY_FIRST_SECONDS
+    while pending:
+        batch = GroupCommit()
+        for position, event in enumerate(pending):
+            if batch.halted:
+                break
+            with processing(event):
+                await handle(streams, table, batch, event, Handling(position, remembered, attempts))
+        failure = await batch.settle()
+        if failure is None:
+            store(streams, table, batch.decided)
+            return
+        if not is_message_refusal(failure.error):
+            log.warning(
+                "Kafka did not acknowledge %s (%s); the batch again in %.1f s",
+                failure.emission.topic,
+                failure.error,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+            continue
+        pending = recover(streams, table, batch, failure, pending, remembered, attempts)
+
+
+def store(streams: StreamsApp, table: Any, decided: list[Decided]) -> None:
+    """The documents of acknowledged commands, in command order, each command's own last."""
+    for each in decided:
+        failpoints.hit("after-produce", each.command.type)
     # No await from here on: each command's documents are stored together, its own last.
-    for decided in batch.decided:
-        with processing(decided.event):
-            for key, raw in decided.writes.items():
+    for each in decided:
+        with processing(each.event):
+            for key, raw in each.writes.items():
                 target = streams.schedulers if key.startswith("scheduler:") else table
-                target[key] = raw
-        observe(decided.command, decided.emissions)
+                if raw is None:
+                    target.pop(key, None)
+                else:
+                    target[key] = raw
+        observe(each.command, each.emissions)
 
 
-async def handle(streams: StreamsApp, table: Any, batch: GroupCommit, event: EventT) -> None:
+def recover(
+    streams: StreamsApp,
+    table: Any,
+    batch: GroupCommit,
+    failure: Failure,
+    pending: list[EventT],
+    remembered: Remembered,
+    attempts: Attempts,
+) -> list[EventT]:
+    """After the broker refused a message: store the commands before its command (all theirs
+    acknowledged, none planned on its state), remember the refusal, and return the events
+    to handle again, from the refused command on (decision 49)."""
+    failed = batch.decided[failure.index]
+    store(streams, table, batch.decided[: failure.index])
+    refused = broker_refused(failure.emission.record, failure.emission.topic, failure.error)
+    remembered.put(failed.command.command_id, refused)
+    metrics.COMMANDS_UNPRODUCIBLE.labels(refused.code).inc()
+    for emission, acknowledged in batch.acknowledged_from(failure.index):
+        if acknowledged:
+            attempts.produced[emission.value["envelope"]["event_id"]] = fingerprint(emission.value)
+    log.warning(
+        "command %s %s refused by Kafka (%s); %d command(s) handled again",
+        failed.command.type,
+        failed.command.command_id,
+        failure.error,
+        len(pending) - failed.position,
+    )
+    return pending[failed.position :]
+
+
+class Handling(NamedTuple):
+    """How one event of a batch is handled: its place in the batch, and what recovery knows."""
+
+    position: int
+    remembered: Remembered
+    attempts: Attempts
+
+
+async def handle(
+    streams: StreamsApp, table: Any, batch: GroupCommit, event: EventT, handling: Handling
+) -> None:
     message = event.message
+    attempts = handling.attempts
+    if (message.partition, message.offset) in attempts.deadlettered:
+        return  # dead-lettered in an earlier pass over this batch
     try:
         name, value = await registry_retry(streams.codec.decode, COMMANDS, message.value or b"")
         if name != TICK:
             aggregate_for(name)
     except (DecodeError, KeyError) as exc:
-        await send_to_deadletter(streams, message, exc)
+        await deadletter(streams, event, exc, attempts)
         return
     envelope = value.pop("envelope")
     command = Command(name, envelope, value)
@@ -113,50 +215,136 @@ async def handle(streams: StreamsApp, table: Any, batch: GroupCommit, event: Eve
         ),
         telemetry.log_context(**telemetry.envelope_ids(envelope)),
     ):
-        await decide(streams, table, batch, event, command)
+        await decide(streams, table, batch, event, command, handling)
+
+
+async def deadletter(
+    streams: StreamsApp, event: EventT, error: Exception, attempts: Attempts
+) -> None:
+    await send_to_deadletter(streams, event.message, error)
+    attempts.deadlettered.add((event.message.partition, event.message.offset))
 
 
 async def decide(
-    streams: StreamsApp, table: Any, batch: GroupCommit, event: EventT, command: Command
+    streams: StreamsApp,
+    table: Any,
+    batch: GroupCommit,
+    event: EventT,
+    command: Command,
+    handling: Handling,
 ) -> None:
-    """Plan the command against the batch's view and send what it leads to (with its trace)."""
+    """Plan the command against the batch's view, check that all of it can be produced, and
+    send it (with its trace); else send its rejection instead."""
+    position, remembered, attempts = handling
     facts = await io_facts(streams, command)
+    read = documents_reader(streams, table, batch)
     try:
-        plan = plan_command(
-            command,
-            documents_reader(streams, table, batch),
-            facts,
-            streams.settings.watchdog_grace_ms,
-        )
+        plan = plan_command(command, read, facts, streams.settings.watchdog_grace_ms)
     except Exception as exc:  # a decider bug must not stop the partition: dead-letter it
         log.exception("decider failed on command %s", command.command_id)
-        await send_to_deadletter(streams, event.message, exc)
+        await deadletter(streams, event, exc, attempts)
         return
     if plan.duplicate:
         log.info("command %s was already handled; skipped", command.command_id)
         return
     carrier = tracing.current_carrier()
+    headers = {
+        "aion-command-id": command.command_id.encode(),
+        **{name: text.encode() for name, text in carrier.items()},
+    }
+    limits = Limits(int(streams.app.conf.producer_max_request_size))
     for emission in plan.emissions:
-        topic = streams.topics[emission.topic]
         tracing.carry_into(emission.value["envelope"], carrier)
-        data = await registry_retry(
-            streams.codec.encode, emission.topic, emission.record, emission.value
+    emissions = plan.emissions
+    refused = remembered.get(command.command_id)  # the broker refused it in an earlier pass
+    ready: list[Outgoing] = []
+    writes: dict[str, bytes | None] = {}
+    if refused is None:
+        ready, refused = await prepare(emissions, encoder(streams), headers, limits, command.type)
+        if refused is None:
+            writes, refused = encode_writes(plan.writes, limits)
+        if refused is not None:
+            metrics.COMMANDS_UNPRODUCIBLE.labels(refused.code).inc()
+    if refused is None and changes_what_was_sent(ready, attempts):
+        metrics.COMMANDS_UNPRODUCIBLE.labels(CONFLICT).inc()
+        conflict = refusal(CONFLICT, "re-planned after a refusal, its events would differ")
+        await deadletter(streams, event, Unproducible(conflict), attempts)
+        return
+    if refused is not None:
+        log.warning("command %s %s refused: %s", command.type, command.command_id, refused)
+        instead = await rejected(streams, command, refused, read, headers, limits, remembered)
+        if instead is None:
+            await deadletter(streams, event, Unproducible(refused), attempts)
+            return
+        ready, writes = instead
+        emissions = [outgoing.emission for outgoing in ready]
+    decided = Decided(event, command, emissions, writes, position=position)
+    await send(streams, batch, decided, ready)
+    log.info("command %s %s -> %s", command.type, command.command_id, [e.record for e in emissions])
+
+
+async def rejected(
+    streams: StreamsApp,
+    command: Command,
+    refused: Refusal,
+    read: Callable[[str], dict[str, Any] | None],
+    headers: dict[str, bytes],
+    limits: Limits,
+    remembered: Remembered,
+) -> tuple[list[Outgoing], dict[str, bytes | None]] | None:
+    """The rejection that replaces a command's plan, ready to send; None when it has no
+    caller (a timer Tick) or cannot be produced either: then the command is dead-lettered."""
+    if command.type == TICK or remembered.must_deadletter(command.command_id):
+        return None
+    emission, documents = rejection(command, refused, read)
+    ready, again = await prepare([emission], encoder(streams), headers, limits, None)
+    if again is not None:
+        return None
+    writes, again = encode_writes(documents, limits)
+    return None if again is not None else (ready, writes)
+
+
+def changes_what_was_sent(ready: list[Outgoing], attempts: Attempts) -> bool:
+    """True when an event of this re-planned command was acknowledged in an earlier pass with
+    other contents: sending it would give one event id two meanings."""
+    for outgoing in ready:
+        value = outgoing.emission.value
+        before = attempts.produced.get(value["envelope"]["event_id"])
+        if before is not None and before != fingerprint(value):
+            return True
+    return False
+
+
+async def send(
+    streams: StreamsApp, batch: GroupCommit, decided: Decided, ready: list[Outgoing]
+) -> None:
+    """Send the command's messages; one the client refuses at once halts the batch there."""
+    for outgoing in ready:
+        topic = streams.topics[outgoing.emission.topic]
+        # Faust's own future of the message, the one its error is set on: awaiting it (in
+        # ``settle``) is what reads that error, so none is left "never retrieved".
+        ack = topic.as_future_message(
+            key=outgoing.key, value=outgoing.value, headers=outgoing.headers
         )
-        batch.acks.append(
-            await topic.send(
-                key=emission.key.encode(),
-                value=data,
-                headers={
-                    "aion-type": emission.record.encode(),
-                    "aion-command-id": command.command_id.encode(),
-                    **{name: text.encode() for name, text in carrier.items()},
-                },
-            )
-        )
-    batch.add(event, command, plan.emissions, plan.writes)
-    log.info(
-        "command %s %s -> %s", command.type, command.command_id, [e.record for e in plan.emissions]
-    )
+        try:
+            await topic.publish_message(ack)
+        except Exception as exc:  # e.g. the client's own size check: settled with the others
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            decided.acks.append(failed)
+            batch.halted = True
+            break
+        decided.acks.append(ack)
+    batch.add(decided)
+
+
+def encoder(streams: StreamsApp) -> Callable[[str, str, dict[str, Any]], Awaitable[bytes]]:
+    """The codec's encode, waiting out a registry outage."""
+
+    async def encode(topic: str, record: str, value: dict[str, Any]) -> bytes:
+        return await registry_retry(streams.codec.encode, topic, record, value)
+
+    return encode
 
 
 def outcome_of(emissions: list[Emission]) -> str:

@@ -7,6 +7,10 @@ tests; unset in production, where `hit` is a dictionary lookup that finds nothin
 
 A failpoint may be narrowed to one command type: `after-produce@aion.tenant.CreateTenant`
 fires only for that command (other traffic, such as kernel reports or timer Ticks, passes).
+
+Some failpoints force a fault instead of a crash: `unencodable@<command type>` makes the
+command processor hand the encoder a value that does not fit its schema (``active``), a value
+no decider produces, to prove that such a command is rejected and its partition goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ import os
 ACTIVE = frozenset(filter(None, os.environ.get("AION_FAILPOINTS", "").split(",")))
 
 
+def active(name: str, command_type: str = "") -> bool:
+    return name in ACTIVE or f"{name}@{command_type}" in ACTIVE
+
+
 def hit(name: str, command_type: str = "") -> None:
-    if name in ACTIVE or f"{name}@{command_type}" in ACTIVE:
+    if active(name, command_type):
         os._exit(86)  # no clean-up, no flush, no commit: like a kill -9

@@ -43,6 +43,13 @@ def processing(event: EventT) -> Iterator[None]:
         faust_streams._current_event.reset(token)
 
 
+def acknowledged(ack: Awaitable[Any]) -> bool:
+    """True when the broker acknowledged the message (after ``GroupCommit.settle``)."""
+    if not isinstance(ack, asyncio.Future) or not ack.done() or ack.cancelled():
+        return False
+    return ack.exception() is None
+
+
 @dataclass
 class Decided:
     """One command of the batch that was planned and sent, waiting for the batch's acks."""
@@ -50,32 +57,68 @@ class Decided:
     event: EventT
     command: Any
     emissions: list[Any]
-    writes: dict[str, bytes]
+    writes: dict[str, bytes | None]  # None: delete the document
+    acks: list[Awaitable[Any]] = field(default_factory=list)  # one per emission, in order
+    position: int = 0  # the command's place in the batch's events
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The first command of the batch (in order) whose message was not acknowledged."""
+
+    index: int  # into ``GroupCommit.decided``
+    emission: Any
+    error: Exception
+
+
+@dataclass
+class Attempts:
+    """What earlier passes over the same events left on the broker, while one batch is
+    re-handled after a refusal: a re-planned event must say what its first attempt said."""
+
+    produced: dict[str, str] = field(default_factory=dict)  # event id -> content fingerprint
+    deadlettered: set[tuple[int, int]] = field(default_factory=set)  # (partition, offset)
 
 
 @dataclass
 class GroupCommit:
-    """The batch's pending acks, its overlay of unstored documents and its decided commands."""
+    """The batch's decided commands with their pending acks, and its overlay of unstored
+    documents."""
 
-    acks: list[Awaitable[Any]] = field(default_factory=list)
-    overlay: dict[str, bytes] = field(default_factory=dict)
+    overlay: dict[str, bytes | None] = field(default_factory=dict)
     decided: list[Decided] = field(default_factory=list)
+    halted: bool = False  # a send failed at once: plan no further command in this batch
 
     def read(self, key: str, stored: Any) -> dict[str, Any] | None:
-        """The document as the batch left it so far, else as stored."""
-        raw = self.overlay.get(key)
-        if raw is None:
-            raw = stored.get(key)
+        """The document as the batch left it so far (None if it deleted it), else as stored."""
+        raw = self.overlay[key] if key in self.overlay else stored.get(key)
         return json.loads(raw) if raw else None
 
-    def add(
-        self, event: EventT, command: Any, emissions: list[Any], writes: dict[str, Any]
-    ) -> None:
-        encoded = {key: json.dumps(document).encode() for key, document in writes.items()}
-        self.overlay.update(encoded)
-        self.decided.append(Decided(event, command, emissions, encoded))
+    def add(self, decided: Decided) -> None:
+        """A command whose messages were sent: later commands of the batch read its writes."""
+        self.overlay.update(decided.writes)
+        self.decided.append(decided)
 
-    async def acknowledged(self) -> None:
-        """Every message the batch sent, acknowledged by the broker (or an error raised)."""
-        acks, self.acks = self.acks, []
-        await asyncio.gather(*acks)
+    async def settle(self) -> Failure | None:
+        """Wait for every message the batch sent; the first failure in command order."""
+        results = await asyncio.gather(
+            *(ack for decided in self.decided for ack in decided.acks), return_exceptions=True
+        )
+        found: Failure | None = None
+        flat = iter(results)
+        for index, decided in enumerate(self.decided):
+            for emission in decided.emissions[: len(decided.acks)]:
+                result = next(flat)
+                if isinstance(result, BaseException) and not isinstance(result, Exception):
+                    raise result  # cancelled: not the broker's answer
+                if found is None and isinstance(result, Exception):
+                    found = Failure(index, emission, result)
+        return found
+
+    def acknowledged_from(self, index: int) -> list[tuple[Any, bool]]:
+        """(emission, acknowledged) of the commands from ``index`` on, after ``settle``."""
+        outcome = []
+        for decided in self.decided[index:]:
+            for emission, ack in zip(decided.emissions, decided.acks, strict=False):
+                outcome.append((emission, acknowledged(ack)))
+        return outcome
