@@ -8,6 +8,7 @@ get their own panels, and the ratios to the baselines a log axis centred on 1.0.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,11 @@ class Bar:
 
 
 def _label(f: Figure) -> str:
-    return f"{f.scenario}: {f.name}"
+    return textwrap.fill(f"{f.scenario}: {f.name}", 40)
+
+
+def _times(value: float) -> str:
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
 
 
 def throughputs(figures: list[Figure]) -> list[Bar]:
@@ -81,7 +86,7 @@ def ratios(figures: list[Figure]) -> list[Bar]:
         if f.ratio is None or f.ratio <= 0 or f.derived:
             continue
         better = f.ratio if f.higher_is_better else 1 / f.ratio
-        found.append(Bar(f"{_label(f)}\n(vs {f.baseline_name})", better, f"{better:.2f}x"))
+        found.append(Bar(f"{_label(f)}\n(vs {f.baseline_name})", better, _times(better)))
     return found
 
 

@@ -31,7 +31,7 @@ def scale_out(system: System, quick: bool) -> list[Figure]:
     """Nothing (and says so in the run's output) when the roles are not the bench's own."""
     if not system.owns_roles:
         return []
-    size, trials = (100, 1) if quick else (500, 3)
+    size, trials = (100, 1) if quick else (200, 2)
     tenant = bench_tenant(system)
     deploy_echo(system, tenant)
     one = _trials(system, tenant, size, trials)

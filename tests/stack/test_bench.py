@@ -51,7 +51,8 @@ def test_a_quick_bench_reports_every_scenario(system: str, tmp_path: Path) -> No
     assert roles == {"RSS serve", "RSS worker", "RSS projector", "RSS kernel"}
     ingest = next(f for f in figures if f["name"] == "commands/s")
     assert "errors" not in ingest["note"], ingest["note"]  # every request was a 202
-    tasks = next(f for f in figures if f["name"] == "tasks/s, batch of 50")
+    tasks = next(f for f in figures if f["name"] == "tasks/s, batch of 30")
     assert tasks["ours"][0] > 0, tasks  # tasks ran to succeeded through the real pipeline
-    assert "kernel" in next(f for f in figures if "beside the kernel" in f["name"])["baseline_name"]
+    kernel = next(f for f in figures if f["name"] == "tasks/s beside Kernel.run alone")
+    assert kernel["baseline"] and "scenario 5" in kernel["baseline_name"], kernel
     assert "Aion benchmarks" in done.stderr  # the table went to the terminal
