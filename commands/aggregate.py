@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from commands.model import Command, Context, Decision, Event, Rejection
@@ -36,7 +36,9 @@ class Aggregate:
         return self.initial().__class__(**self.upgrade(document))
 
     def dump(self, state: Any) -> dict[str, Any]:
-        return asdict(state)
+        """The state as a JSON-ready dict: a shallow copy of its fields (no state nests a
+        dataclass; ``dataclasses.asdict`` deep-copied every document, ~100 µs each)."""
+        return {name: getattr(state, name) for name in state.__dataclass_fields__}
 
     def handle(self, state: Any, command: Command, context: Context | None = None) -> Decision:
         """Optimistic concurrency, the tenant's standing, then the aggregate's own decider."""

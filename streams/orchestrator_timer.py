@@ -44,15 +44,16 @@ PHASES = ("queued", "active", "retrying")
 
 
 def tasks_by_phase(items: Any) -> dict[str, int]:
-    """How many live tasks the scheduler documents hold in each phase (queued: the backlog)."""
+    """How many live tasks the scheduler documents count in each phase (queued: the backlog),
+    from their counters (each document is small: it holds no list of tasks)."""
     counts = dict.fromkeys(PHASES, 0)
     for key, raw in items:
         name = key.decode() if isinstance(key, bytes) else str(key)
         if not raw or not name.startswith("scheduler:"):
             continue
-        for job in (json.loads(raw).get("state") or {}).get("jobs", {}).values():
-            phase = str(job.get("phase"))
-            counts[phase] = counts.get(phase, 0) + 1
+        state = json.loads(raw).get("state") or {}
+        for phase in PHASES:
+            counts[phase] += int(state.get(phase, 0))
     return counts
 
 

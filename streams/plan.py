@@ -15,8 +15,11 @@ A command runs through up to three stages, all on its tenant's partition:
    timeouts).
 
 State documents live in one key-value table, keyed ``<aggregate>:<aggregate id>`` for
-aggregates, ``scheduler:<tenant>`` for the orchestrator and ``policies:<tenant>`` for the
-tenant's compiled policy source. Each is ``{"state": ..., "recent": [command ids]}``.
+aggregates, ``scheduler:<tenant>`` for the orchestrator's counters and ``policies:<tenant>``
+for the tenant's compiled policy source; each is ``{"state": ..., "recent": [command ids]}``.
+The orchestrator's queues and timers are small entries of their own (``queue:``, ``slots:``,
+``parked:``, ``eligible:``, ``wheel:``; ``commands.orchestration``), ``{"state": ...}``, and a
+write of None deletes one: no document grows with the tenant's backlog.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from commands import enforcement, orchestration
 from commands.aggregate import Aggregate
 from commands.aggregates import AGGREGATES, aggregate_for
 from commands.model import Command, Context, Event, Rejection, event_id, scoped_id
-from commands.task import ENFORCEMENT_DECIDED, REJECTED, SCHEDULED
+from commands.task import ENFORCEMENT_DECIDED, REJECTED, SCHEDULED, TaskState
 from schemas.topics import DISPATCH, EVENTS_PREFIX, events_topic
 
 TICK = "aion.task.Tick"
@@ -40,7 +43,6 @@ AUTHORIZED = "aion.task.TaskAuthorized"
 DEPLOYMENT_REJECTED = "aion.agent.AgentDeploymentRejected"
 POLICY_EVENTS = frozenset({"aion.policy.PolicyPut", "aion.policy.PolicyDeleted"})
 RECENT_COMMANDS = 128  # ids remembered per document to recognise a redelivered command
-MAX_ROUNDS = 64  # orchestration rounds per command; each ends tasks or fills slots
 
 Read = Callable[[str], dict[str, Any] | None]
 
@@ -56,10 +58,10 @@ class Emission:
 @dataclass
 class Plan:
     emissions: list[Emission] = field(default_factory=list)
-    writes: dict[str, dict[str, Any]] = field(default_factory=dict)  # the primary key last
+    # key -> document, or None to delete it; the command's own document last
+    writes: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     duplicate: bool = False  # the command was handled before: do nothing
     scheduler_due: int | None = None  # the tenant scheduler's next due time, if it was touched
-    scheduler_touched: bool = False
 
 
 def state_key(aggregate_type: str, aggregate_id: str) -> str:
@@ -104,7 +106,8 @@ class _Planning:
         self.documents: dict[str, dict[str, Any]] = {}
         self.states: dict[str, Any] = {}
         self.changed: list[str] = []
-        self.scheduler: orchestration.SchedulerState | None = None
+        self.deleted: set[str] = set()
+        self.scheduler: orchestration.Scheduler | None = None
 
     # --- documents ------------------------------------------------------------------------
 
@@ -191,7 +194,8 @@ class _Planning:
             self.emit_enforcement(aggregate_id, event)
             return
         key = state_key(aggregate.name, aggregate_id)
-        state = aggregate.evolve(self.state(aggregate, aggregate_id), event)
+        before = self.state(aggregate, aggregate_id)
+        state = aggregate.evolve(before, event)
         self.states[key] = state
         self.touch(key)
         self.emit(
@@ -202,7 +206,7 @@ class _Planning:
             event.payload,
         )
         if aggregate.name == "task":
-            self.orchestrate_event(aggregate_id, event, state)
+            self.orchestrate_event(aggregate_id, event, before, state)
         if event.type in POLICY_EVENTS:
             self.index_policy(event)
 
@@ -290,35 +294,66 @@ class _Planning:
 
     # --- stage 3: orchestration -----------------------------------------------------------
 
-    def load_scheduler(self) -> orchestration.SchedulerState:
+    def get(self, key: str) -> dict[str, Any] | None:
+        """``commands.entries.Entries``: the orchestrator's small entries, in this working set."""
+        if key in self.deleted:
+            return None
+        state = self.document(key)["state"]
+        return state if isinstance(state, dict) else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.deleted.discard(key)
+        self.documents[key] = {"state": value}
+        self.touch(key)
+
+    def delete(self, key: str) -> None:
+        self.deleted.add(key)
+        self.documents[key] = {"state": None}
+        self.touch(key)
+
+    def task_state(self, task_id: str) -> TaskState:
+        state: TaskState = self.state(AGGREGATES["task"], scoped_id(self.tenant_id, task_id))
+        return state
+
+    def agent_summary(self, agent_name: str) -> dict[str, Any]:
+        return dict(self.context().find("agent", scoped_id(self.tenant_id, agent_name)) or {})
+
+    def manifest(self, agent_name: str) -> dict[str, Any] | None:
+        manifest: dict[str, Any] | None = self.agent_summary(agent_name).get("manifest")
+        return manifest
+
+    def load_scheduler(self) -> orchestration.Scheduler:
         if self.scheduler is None:
             document = self.document(scheduler_key(self.tenant_id))
-            self.scheduler = orchestration.SchedulerState.load(document["state"])
+            stored = document.get("state")
+            old_jobs = stored.get("jobs") if isinstance(stored, dict) else None
+            if not isinstance(stored, dict) or "queue" not in stored:
+                document["state"] = orchestration.new_scheduler()
+            self.scheduler = orchestration.Scheduler(
+                self.tenant_id,
+                document["state"],
+                self,
+                self.now_ms,
+                self.grace_ms,
+                self.task_state,
+                self.manifest,
+            )
+            if old_jobs:
+                self.scheduler.adopt(old_jobs)
         return self.scheduler
 
-    def orchestrate_event(self, task_aggregate_id: str, event: Event, task: Any) -> None:
-        scheduler = self.load_scheduler()
-        task_id = str(task.task_id)
-        if event.type == AUTHORIZED:
-            agent = self.context().find("agent", scoped_id(self.tenant_id, task.agent_name)) or {}
-            scheduler = orchestration.admit(
-                scheduler,
-                task_id,
-                str(task.agent_name),
-                str(task.agent_version),
-                agent.get("manifest") or {},
-                task.deadline_ms,
-            )
-        scheduler, reactions = orchestration.on_event(scheduler, task_id, event, self.now_ms)
-        self.scheduler = scheduler
-        self.plan.scheduler_touched = True
-        if event.type == SCHEDULED:
-            self.dispatch(task_aggregate_id, event, task)
+    def orchestrate_event(
+        self, task_aggregate_id: str, event: Event, before: TaskState, after: TaskState
+    ) -> None:
+        reactions = self.load_scheduler().on_event(before, after, event)
+        if event.type == SCHEDULED and after.status == "scheduled":
+            self.dispatch(task_aggregate_id, event, after)
         for reaction in reactions:
             self.apply(AGGREGATES["task"], task_aggregate_id, reaction)
 
-    def dispatch(self, task_aggregate_id: str, event: Event, task: Any) -> None:
-        job = self.load_scheduler().jobs[str(task.task_id)]
+    def dispatch(self, task_aggregate_id: str, event: Event, task: TaskState) -> None:
+        """The run's dispatch, with the agent's manifest as it stands now (no copy is queued)."""
+        agent = self.agent_summary(str(task.agent_name))
         run_id = str(event.payload["run_id"])
         self.emit(
             DISPATCH,
@@ -330,8 +365,8 @@ class _Planning:
                 "task_id": task.task_id,
                 "run_id": run_id,
                 "attempt": int(event.payload["attempt"]),
-                "agent_version": job["agent_version"],
-                "manifest": job["manifest"],
+                "agent_version": str(agent.get("agent_version") or task.agent_version),
+                "manifest": agent.get("manifest") or {},
                 "input": task.input,
                 "deadline_ms": task.deadline_ms,
                 "scheduled_at_ms": self.now_ms,
@@ -339,22 +374,24 @@ class _Planning:
         )
 
     def advance(self) -> None:
-        """Run the tenant's scheduler until nothing more is due now."""
+        """Let the tenant's scheduler fire its due timers and admit what its limits allow."""
         tenant = self.context().find("tenant", self.tenant_id)
         limits = orchestration.Limits.of(tenant)
-        for _ in range(MAX_ROUNDS):
-            due = orchestration.advance(self.load_scheduler(), self.now_ms, limits, self.grace_ms)
-            if not due:
-                break
-            for task_id, event in due:
-                self.apply(AGGREGATES["task"], scoped_id(self.tenant_id, task_id), event)
-        scheduler = orchestration.prune(self.load_scheduler(), self.now_ms)
+        scheduler = self.load_scheduler()
+        task = AGGREGATES["task"]
+
+        def apply(task_id: str, event: Event) -> None:
+            self.apply(task, scoped_id(self.tenant_id, task_id), event)
+
+        scheduler.advance(limits, apply)
+        scheduler.prune()
         key = scheduler_key(self.tenant_id)
-        next_time = orchestration.next_due(scheduler, limits, self.now_ms, self.grace_ms)
-        self.plan.scheduler_due = next_time
-        self.document(key)["state"] = scheduler.dump()
-        self.document(key)["due_ms"] = self.plan.scheduler_due
-        self.touch(key)
+        document = self.document(key)
+        due = scheduler.due_ms(limits)
+        self.plan.scheduler_due = due
+        if scheduler.changed or document.get("due_ms") != due or self.command.type == TICK:
+            document["due_ms"] = due
+            self.touch(key)
 
     # --- the whole command ----------------------------------------------------------------
 
@@ -373,6 +410,9 @@ class _Planning:
         primary["recent"] = [*primary.get("recent", []), self.command.command_id][-RECENT_COMMANDS:]
         self.touch(primary_key)
         for key in self.changed:
+            if key in self.deleted:
+                self.plan.writes[key] = None
+                continue
             document = self.documents.get(key) or self.document(key)
             if key in self.states:
                 aggregate = AGGREGATES[key.split(":", 1)[0]]
@@ -407,6 +447,6 @@ def plan_command(
             decision = work.enforce(aggregate_id, decision)
         for event in decision:
             work.apply(aggregate, aggregate_id, event)
-    if command.type == TICK or work.plan.scheduler_touched:
+    if command.type == TICK or (work.scheduler is not None and work.scheduler.changed):
         work.advance()
     return work.finish(primary_key)

@@ -58,14 +58,14 @@ def test_outcomes_and_policy_verdicts_are_counted() -> None:
     assert latency >= 1
 
 
-def test_backlog_counts_jobs_by_phase() -> None:
-    jobs = {"a": {"phase": "queued"}, "b": {"phase": "queued"}, "c": {"phase": "active"}}
+def test_backlog_counts_the_scheduler_counters_by_phase() -> None:
     items = [
-        (b"scheduler:acme", b'{"state": {"jobs": %s}}' % str(jobs).replace("'", '"').encode()),
+        (b"scheduler:acme", b'{"state": {"queued": 2, "active": 1, "retrying": 0}}'),
+        (b"scheduler:other", b'{"state": {"queued": 5, "active": 0, "retrying": 3}}'),
         (b"scheduler:empty", b'{"state": null}'),
-        (b"task:acme/x", b'{"state": {"jobs": {"z": {"phase": "queued"}}}}'),
+        (b"slots:acme/echo", b'{"state": {"active": 9}}'),
     ]
-    assert tasks_by_phase(items) == {"queued": 2, "active": 1, "retrying": 0}
+    assert tasks_by_phase(items) == {"queued": 7, "active": 1, "retrying": 3}
 
 
 def test_a_wasm_run_is_measured_and_traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
