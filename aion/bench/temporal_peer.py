@@ -123,7 +123,14 @@ class TemporalPeer:
                 stdout=log,
                 stderr=log,
             )
-        asyncio.run(_connect(address, 90))
+        try:
+            asyncio.run(_connect(address, server, 90))
+        except RuntimeError:
+            server.kill()
+            home.cleanup()
+            raise RuntimeError(
+                f"the Temporal dev server did not start: see {logs / 'temporal-server.log'}"
+            ) from None
         queue = f"aion-bench-{port}"
         with (logs / "temporal-worker.log").open("ab") as log:
             worker = subprocess.Popen(
@@ -151,13 +158,14 @@ class TemporalPeer:
         self.home.cleanup()
 
 
-async def _connect(address: str, seconds: float) -> Client:
+async def _connect(address: str, server: subprocess.Popen[bytes], seconds: float) -> Client:
+    """A client once the server answers; RuntimeError if it exits or ``seconds`` pass."""
     deadline = time.monotonic() + seconds
     while True:
         try:
             return await Client.connect(address)
         except RuntimeError:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or server.poll() is not None:
                 raise
             await asyncio.sleep(0.5)
 
