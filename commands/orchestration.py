@@ -198,6 +198,7 @@ class Scheduler:
         self.manifest = manifest
         self.more = False  # work was left for a later command
         self.changed = False
+        self.starting: dict[str, tuple[str, str]] = {}  # task -> (agent, run) started now
         self.wheel = TimerWheel(entries, f"wheel:{tenant_id}", state["wheel"])
         self.queue = Fifo(entries, f"queue:{tenant_id}", state["queue"])
         self.eligible = Fifo(entries, f"eligible:{tenant_id}", state["eligible"])
@@ -263,9 +264,9 @@ class Scheduler:
         elif event.type == SCHEDULED and after.status == "scheduled" and after.attempt == 1:
             self._record_start()
         elif event.type == RUN_STARTED and (before.status, after.status) == STARTING:
-            timeout = int(quotas_of(self.manifest(agent)).get("timeout_ms", 30_000))
-            watchdog = self.now_ms + timeout + self.grace_ms
-            self.wheel.add(watchdog, ["watchdog", task_id, after.run_id, self.now_ms])
+            # Set at the end of the command, if the run is still going then: a whole-run
+            # report records its start and its outcome in one command.
+            self.starting[task_id] = (agent, str(after.run_id))
         elif event.type == RETRY_SCHEDULED and after.status == "retrying":
             if int(p["retry_at_ms"]) <= self.now_ms:
                 self.park(agent, {"task_id": task_id, "attempt": after.attempt})
@@ -296,6 +297,7 @@ class Scheduler:
 
     def advance(self, limits: Limits, apply: Apply) -> None:
         """Fire due timers, then admit what the limits allow, within one command's budget."""
+        self._watch_started_runs()
         timers, more = self.wheel.fire(self.now_ms, MAX_TIMER_PAGES)
         self.more = more
         self.changed = self.changed or bool(timers)
@@ -317,6 +319,16 @@ class Scheduler:
             if step is None:
                 break
             admitted += step
+
+    def _watch_started_runs(self) -> None:
+        """A watchdog for each run that started in this command and is still running."""
+        for task_id, (agent, run_id) in self.starting.items():
+            task = self.task(task_id)
+            if task.status == "running" and task.run_id == run_id:
+                timeout = int(quotas_of(self.manifest(agent)).get("timeout_ms", 30_000))
+                watchdog = self.now_ms + timeout + self.grace_ms
+                self.wheel.add(watchdog, ["watchdog", task_id, run_id, self.now_ms])
+        self.starting.clear()
 
     def _fired(self, kind: str, task_id: str, token: Any, since_ms: int) -> Event | None:
         task = self.task(task_id)

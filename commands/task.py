@@ -79,6 +79,11 @@ REPORTS: dict[str, str] = {
     "aion.run.RecordArtifactStored": ARTIFACT_STORED,
 }
 
+# A whole run in one report (a kernel worker's usual report): recorded as the run events the
+# one-fact reports above would have been, in their order, so every reader sees the same history.
+FINISHED = "aion.run.RecordRunFinished"
+ARTIFACT_FIELDS = ("artifact_id", "digest", "size_bytes", "content_type", "object_key")
+
 # Another aggregate's event (see the module docstring): the task's evolve ignores it.
 ENFORCEMENT_DECIDED = "aion.enforcement.EnforcementDecided"
 
@@ -195,6 +200,8 @@ def decide(state: TaskState, command: Command, context: Context) -> Decision:
         return _decide_cancel(state, command)
     if command.type in REPORTS:
         return _decide_report(state, command)
+    if command.type == FINISHED:
+        return _decide_finished(state, command)
     return Rejection("unsupported", f"the task aggregate does not handle {command.type}")
 
 
@@ -267,6 +274,30 @@ def _decide_report(state: TaskState, command: Command) -> Decision:
     return [Event(REPORTS[command.type], dict(command.payload))]
 
 
+def _decide_finished(state: TaskState, command: Command) -> Decision:
+    """A run's start (unless recorded before, or it never started), artifacts and outcome."""
+    if not state.exists:
+        return Rejection("not_found", "the task does not exist", "/task_id")
+    p = command.payload
+    if p.get("task_id") != state.task_id:
+        return Rejection("invalid", "task_id does not match the task addressed", "/task_id")
+    run = {"task_id": state.task_id, "run_id": p["run_id"]}
+    events = []
+    recorded = state.status == "running" and state.run_id == p["run_id"]  # e.g. a redone run
+    if p["start"] == "here" and not recorded:
+        events.append(Event(RUN_STARTED, {**run, "attempt": p["attempt"], "worker": p["worker"]}))
+    for artifact in p.get("artifacts") or []:
+        events.append(Event(ARTIFACT_STORED, {**run, **{k: artifact[k] for k in ARTIFACT_FIELDS}}))
+    spent = {"fuel_used": p["fuel_used"], "duration_ms": p["duration_ms"]}
+    if p.get("output_digest") is not None:
+        outcome = {"output_digest": p["output_digest"], "output_bytes": p["output_bytes"]}
+        events.append(Event(RUN_SUCCEEDED, {**run, **outcome, **spent}))
+    else:
+        failure = {"reason": p.get("failure_reason") or "trap", "message": p["failure_message"]}
+        events.append(Event(RUN_FAILED, {**run, **failure, **spent}))
+    return events
+
+
 # Events that only apply to the run the latest TaskScheduled started (a late report from an
 # earlier attempt must not move the task).
 ABOUT_CURRENT_RUN = frozenset({RUN_STARTED, RUN_SUCCEEDED, SUCCEEDED})
@@ -317,12 +348,12 @@ def evolve(state: TaskState, event: Event) -> TaskState:
 
 aggregate = Aggregate(
     AGGREGATE,
-    frozenset({SUBMIT, CANCEL, *REPORTS}),
+    frozenset({SUBMIT, CANCEL, FINISHED, *REPORTS}),
     TaskState,
     decide,
     evolve,
     summary=summary,
     tenant_scoped=True,
     # A run that happened is recorded even if the tenant was suspended meanwhile.
-    unconditional=frozenset(REPORTS),
+    unconditional=frozenset({FINISHED, *REPORTS}),
 )

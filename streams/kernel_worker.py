@@ -51,7 +51,8 @@ from kernel import Host, Kernel, Limits, RunResult, mini_model
 from schemas.codec import Codec, DecodeError
 from schemas.modules import module_object_key
 from schemas.topics import DEADLETTER, DISPATCH, producer_config
-from streams.run_reports import Run, RunReporter
+from streams.kernel_inflight import InFlight, ReportFailed, RunStarts
+from streams.run_reports import Outcome, Run, RunReporter
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("aion.kernel")
@@ -61,6 +62,10 @@ MAX_PROGRESS_REPORTS = 100  # per run; a chatty module cannot flood the orchestr
 MODULES_IN_MEMORY = 64
 MAX_FILES = 16  # files kept from a run's scratch directory, as artifacts
 MAX_FILE_BYTES = 10 << 20
+PUT_BLINDLY_BYTES = 64 << 10  # smaller artifacts are written without looking them up first
+PREFETCH_PER_THREAD = 16  # dispatches taken per run thread before the consumer pauses
+BUSY_POLL_S = 0.005  # with runs in flight, look back soon: a finished run's offset waits
+IDLE_POLL_S = 0.2
 
 
 def produced_files(scratch: Path) -> list[tuple[str, bytes]]:
@@ -77,14 +82,16 @@ def artifact_key(tenant_id: str, hex_digest: str) -> str:
 class ReportingHost:
     """The host side of one run: progress becomes RunProgress, inference the local model."""
 
-    def __init__(self, reporter: RunReporter, run: Run) -> None:
+    def __init__(self, reporter: RunReporter, run: Run, starts: RunStarts) -> None:
         self.reporter = reporter
         self.run = run
+        self.starts = starts
         self.sequence = 0
 
     def progress(self, percent: float | None, message: str) -> None:
         self.sequence += 1
         if self.sequence <= MAX_PROGRESS_REPORTS:
+            self.starts.report_now(self.run, self.reporter)  # a run's start precedes its progress
             self.reporter.progress(self.run, self.sequence, percent, message[:1000])
 
     def infer(self, model: str, prompt: str) -> str:
@@ -183,6 +190,7 @@ class KernelWorker:
         self.modules_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(settings.kernel_concurrency, thread_name_prefix="run")
         self.stopping = threading.Event()
+        self.starts = RunStarts()
 
     # --- one run ------------------------------------------------------------------------------
 
@@ -202,17 +210,24 @@ class KernelWorker:
                 self.modules.popitem(last=False)
         return module
 
-    def store(self, tenant_id: str, data: bytes, content_type: str) -> tuple[str, str]:
-        """Content-addressed: the same bytes are one object, stored once."""
+    def store(self, run: Run, artifact_id: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """Content-addressed: the same bytes are one object. A large object is looked up first
+        and stored once; a small one is written straight away (one round trip, not two)."""
         hex_digest = hashlib.sha256(data).hexdigest()
-        key = artifact_key(tenant_id, hex_digest)
+        key = artifact_key(run.tenant_id, hex_digest)
         bucket = self.settings.s3_bucket
-        if stat_or_none(self.s3, bucket, key) is None:
+        if len(data) <= PUT_BLINDLY_BYTES or stat_or_none(self.s3, bucket, key) is None:
             self.s3.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
-        return f"sha256:{hex_digest}", key
+        return {
+            "artifact_id": artifact_id,
+            "digest": f"sha256:{hex_digest}",
+            "size_bytes": len(data),
+            "content_type": content_type,
+            "object_key": key,
+        }
 
-    def execute(self, dispatch: dict[str, Any], delivery: Delivery | None = None) -> None:
-        """Run one dispatch and report what became of it. Raises only if reporting fails.
+    def execute(self, dispatch: dict[str, Any], delivery: Delivery | None = None) -> Future[None]:
+        """Run one dispatch and report what became of it; returns the report's ack.
 
         In a CONSUMER span continuing the trace of the command that scheduled the run; the
         reports carry this span's context (``RunReporter``), the WASM call has a child span.
@@ -236,50 +251,53 @@ class KernelWorker:
         ):
             metrics.KERNEL_RUNS_ACTIVE.inc()
             try:
-                self.execute_traced(dispatch)
+                return self.execute_traced(dispatch)
             finally:
                 metrics.KERNEL_RUNS_ACTIVE.dec()
 
-    def refuse(self, run: Run, message: str) -> None:
+    def refuse(self, run: Run, attempt: int, message: str) -> Future[None]:
         metrics.KERNEL_RUNS.labels("failed", "refused").inc()
         trace.get_current_span().set_attribute("aion.run.outcome", "refused")
-        self.reporter.failed(run, "refused", message)
+        outcome = Outcome(failure_reason="refused", failure_message=message)
+        return self.reporter.finished(run, attempt, "never", [], outcome)
 
-    def execute_traced(self, dispatch: dict[str, Any]) -> None:
+    def execute_traced(self, dispatch: dict[str, Any]) -> Future[None]:
         run = Run(dispatch["tenant_id"], dispatch["task_id"], dispatch["run_id"])
+        attempt = int(dispatch["attempt"])
         manifest = dispatch["manifest"]
         deadline = dispatch.get("deadline_ms")
         if deadline is not None and time.time() * 1000 > deadline:
-            self.refuse(run, "the task's deadline passed before the run")
-            return
-        self.reporter.started(run, int(dispatch["attempt"]))
+            return self.refuse(run, attempt, "the task's deadline passed before the run")
         try:
             module = self.module_for(run.tenant_id, manifest["module_digest"])
         except Exception as exc:  # missing or unreadable module: the run cannot start
             log.warning("run %s: module unavailable: %s", run.run_id, exc)
-            self.refuse(run, f"module unavailable: {exc}")
-            return
+            return self.refuse(run, attempt, f"module unavailable: {exc}")
         capabilities = frozenset(str(c) for c in manifest.get("capabilities") or [])
-        with tempfile.TemporaryDirectory(prefix="aion-run-") as scratch:
-            granted = Path(scratch) if "scratch_dir" in capabilities else None
-            host = ReportingHost(self.reporter, run)
-            result = traced_run(self.kernel, module, dispatch, host, granted)
-            for name, data in produced_files(granted) if granted else []:
-                content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-                digest, key = self.store(run.tenant_id, data, content_type)
-                self.reporter.artifact(run, f"file:{name}", digest, len(data), content_type, key)
-        if result.logs:
-            digest, key = self.store(run.tenant_id, result.logs, "text/plain")
-            self.reporter.artifact(run, "logs", digest, len(result.logs), "text/plain", key)
-        if result.ok and result.output is not None:
-            digest, key = self.store(run.tenant_id, result.output, "application/json")
-            size = len(result.output)
-            self.reporter.artifact(run, "output", digest, size, "application/json", key)
-            self.reporter.succeeded(run, digest, size, result.fuel_used, result.duration_ms)
-        else:
-            reason = result.reason or "trap"
-            self.reporter.failed(run, reason, result.message, result.fuel_used, result.duration_ms)
-        log.info("run %s/%s: %s", run.tenant_id, run.run_id, "ok" if result.ok else reason)
+        artifacts: list[dict[str, Any]] = []
+        self.starts.begin(run, attempt)
+        try:
+            with tempfile.TemporaryDirectory(prefix="aion-run-") as scratch:
+                granted = Path(scratch) if "scratch_dir" in capabilities else None
+                host = ReportingHost(self.reporter, run, self.starts)
+                result = traced_run(self.kernel, module, dispatch, host, granted)
+                for name, data in produced_files(granted) if granted else []:
+                    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                    artifacts.append(self.store(run, f"file:{name}", data, content_type))
+            if result.logs:
+                artifacts.append(self.store(run, "logs", result.logs, "text/plain"))
+            fuel, took = result.fuel_used, result.duration_ms
+            if result.ok and result.output is not None:
+                output = self.store(run, "output", result.output, "application/json")
+                artifacts.append(output)
+                outcome = Outcome(fuel, took, output["digest"], len(result.output))
+            else:
+                reason = result.reason or "trap"
+                outcome = Outcome(fuel, took, failure_reason=reason, failure_message=result.message)
+        finally:
+            start = self.starts.end(run)
+        log.info("run %s/%s: %s", run.tenant_id, run.run_id, outcome.failure_reason or "ok")
+        return self.reporter.finished(run, attempt, start, artifacts, outcome)
 
     # --- the consumer loop --------------------------------------------------------------------
 
@@ -316,58 +334,61 @@ class KernelWorker:
             }
         )
         consumer.subscribe([DISPATCH])
-        # partition -> [(offset, future)] in offset order; committed up to the first unfinished
-        inflight: dict[int, list[tuple[int, Future[None]]]] = {}
+        inflight = InFlight()
+        # Dispatches taken ahead of the pool: runs queue for a thread instead of waiting for
+        # a poll round, and reports of finished runs are acked while others run.
+        most = max(self.settings.kernel_concurrency * PREFETCH_PER_THREAD, 8)
         paused = False
         try:
             while not self.stopping.is_set():
-                message = consumer.poll(0.2)
+                message = consumer.poll(BUSY_POLL_S if len(inflight) else IDLE_POLL_S)
                 error = message.error() if message is not None else None
                 if error is not None:
                     if error.code() != KafkaError._PARTITION_EOF:
                         log.warning("consumer error: %s", error)
                 elif message is not None:
-                    dispatch = self.decode(message)
-                    future: Future[None] = Future()
-                    if dispatch is None:
-                        future.set_result(None)
-                    else:
-                        delivery = Delivery(message.partition(), message.offset(), message.key())
-                        future = self.pool.submit(self.execute, dispatch, delivery)
-                    partition = int(message.partition() or 0)
-                    inflight.setdefault(partition, []).append((int(message.offset() or 0), future))
+                    self.take(message, inflight)
+                self.starts.report_long(self.reporter)
                 self.commit_finished(consumer, inflight)
-                busy = sum(len(v) for v in inflight.values()) >= self.settings.kernel_concurrency
+                busy = len(inflight) >= most
                 if busy != paused:
                     assigned = consumer.assignment()
                     (consumer.pause if busy else consumer.resume)(assigned)
                     paused = busy
         finally:
             self.pool.shutdown(wait=True, cancel_futures=False)
-            self.commit_finished(consumer, inflight)
+            self.reporter.close()
+            self.commit_finished(consumer, inflight, asynchronous=False)
             consumer.close()
             self.kernel.close()
 
+    def take(self, message: Message, inflight: InFlight) -> None:
+        dispatch = self.decode(message)
+        taken: Future[Future[None] | None] = Future()
+        if dispatch is None:
+            taken.set_result(None)
+        else:
+            delivery = Delivery(message.partition(), message.offset(), message.key())
+            taken = self.pool.submit(self.execute, dispatch, delivery)
+        inflight.add(int(message.partition() or 0), int(message.offset() or 0), taken)
+
     def commit_finished(
-        self, consumer: Consumer, inflight: dict[int, list[tuple[int, Future[None]]]]
+        self, consumer: Consumer, inflight: InFlight, asynchronous: bool = True
     ) -> None:
-        offsets = []
-        for partition, runs in inflight.items():
-            last = None
-            while runs and runs[0][1].done():
-                offset, future = runs[0]
-                if future.exception() is not None:
-                    # Reporting failed (Kafka down): never commit past it, so it is redone.
-                    log.error("run at offset %s not reported: %s", offset, future.exception())
-                    self.stopping.set()
-                    break
-                runs.pop(0)
-                last = offset
-            if last is not None:
-                offsets.append(TopicPartition(DISPATCH, partition, last + 1))
+        try:
+            ready = inflight.committable()
+        except ReportFailed as exc:
+            # Reporting failed (Kafka down): never commit past it, so it is redone.
+            log.error("a run was not reported: %s", exc)
+            self.stopping.set()
+            return
+        offsets = [TopicPartition(DISPATCH, p, offset) for p, offset in ready.items()]
         if offsets:
             try:
-                consumer.commit(offsets=offsets, asynchronous=False)
+                if asynchronous:
+                    consumer.commit(offsets=offsets, asynchronous=True)
+                else:
+                    consumer.commit(offsets=offsets, asynchronous=False)
             except KafkaException as exc:  # partitions moved away: their next owner redoes
                 log.warning("commit of finished runs failed: %s", exc)
 

@@ -1,5 +1,9 @@
 """How a kernel worker tells the orchestrator what became of a run.
 
+A run is usually reported in one command, ``RecordRunFinished`` (its start, artifacts and
+outcome); a run still going after a moment has its start reported on its own before that
+(``RecordRunStarted``), so the orchestrator's watchdog watches it (decision 50).
+
 Reports are internal commands (``aion.run.Record*``) on ``aion.commands``, keyed by tenant like
 every command, so that they reach the tenant's single writer in order with the tenant's own
 commands (a cancel and a success race deterministically there). Each report's command id is
@@ -9,8 +13,10 @@ after a timeout) is recognised and recorded once.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +33,21 @@ PROGRESS = "aion.run.RecordRunProgress"
 SUCCEEDED = "aion.run.RecordRunSucceeded"
 FAILED = "aion.run.RecordRunFailed"
 ARTIFACT = "aion.run.RecordArtifactStored"
+FINISHED = "aion.run.RecordRunFinished"
+LINGER_MS = 2  # reports of concurrent runs share a request; a run's report waits at most this
 REPORT_NAMESPACE = uuid.UUID("1b0c3f5e-2a47-4f0a-9d8e-7c4b6a1e9f21")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: an output's digest and size, or a failure's reason and message."""
+
+    fuel_used: int = 0
+    duration_ms: int = 0
+    output_digest: str | None = None
+    output_bytes: int = 0
+    failure_reason: str | None = None
+    failure_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,72 +94,108 @@ def report_command(
 
 
 class RunReporter:
-    """Produces reports and waits for Kafka's ack (a report must not be lost)."""
+    """Produces reports without waiting: each send returns a future that the broker's ack
+    resolves (or its refusal fails). The caller decides what waits for it: the kernel worker
+    commits a dispatch's offset only once its run's last report is acknowledged.
+
+    Reports of one tenant go to one partition from one idempotent producer, so they arrive in
+    the order they were sent (a run's start before its end), retries included.
+    """
 
     def __init__(self, kafka: str, registry: str, worker: str = "kernel") -> None:
-        self.producer = Producer(producer_config(kafka, **{"enable.idempotence": True}))
+        config = {"enable.idempotence": True, "linger.ms": LINGER_MS}
+        self.producer = Producer(producer_config(kafka, **config))
         self.codec = Codec(registry)
         self.worker = worker
+        self.closing = threading.Event()
+        self.poller = threading.Thread(target=self._serve, name="reports", daemon=True)
+        self.poller.start()
 
-    def send(self, run: Run, kind: str, payload: dict[str, Any], sequence: int | str = 0) -> None:
+    def _serve(self) -> None:
+        """Delivery reports are served by this thread, so no run's thread waits to poll."""
+        while not self.closing.is_set():
+            self.producer.poll(0.05)
+
+    def close(self, timeout: float = 30) -> None:
+        self.producer.flush(timeout)
+        self.closing.set()
+        self.poller.join(timeout)
+
+    def send(
+        self, run: Run, kind: str, payload: dict[str, Any], sequence: int | str = 0
+    ) -> Future[None]:
         """``sequence`` tells apart several reports of one kind (progress steps, artifacts)."""
         carrier = tracing.current_carrier()
         value = report_command(run, kind, payload, sequence, self.worker, carrier)
         data = self.codec.encode(COMMANDS, kind, value)
-        errors: list[Any] = []
+        acked: Future[None] = Future()
+
+        def delivered(err: Any, _msg: Any) -> None:
+            if err:
+                acked.set_exception(RuntimeError(f"report {kind} of run {run.run_id}: {err}"))
+            else:
+                acked.set_result(None)
+
         self.producer.produce(
             COMMANDS,
             key=run.tenant_id.encode(),
             value=data,
             headers={"aion-type": kind.encode(), **{k: v.encode() for k, v in carrier.items()}},
-            on_delivery=lambda err, _msg: errors.append(err) if err else None,
+            on_delivery=delivered,
         )
-        if self.producer.flush(30) or errors:
-            raise RuntimeError(f"report {kind} for run {run.run_id} was not acknowledged: {errors}")
+        return acked
 
-    def started(self, run: Run, attempt: int) -> None:
-        self.send(run, STARTED, {"attempt": attempt, "worker": self.worker})
+    def started(self, run: Run, attempt: int) -> Future[None]:
+        return self.send(run, STARTED, {"attempt": attempt, "worker": self.worker})
+
+    def finished(
+        self,
+        run: Run,
+        attempt: int,
+        start: str,
+        artifacts: list[dict[str, Any]],
+        outcome: Outcome,
+    ) -> Future[None]:
+        """The whole run in one report: ``start`` is here, before or never (see the schema)."""
+        payload = {
+            "attempt": attempt,
+            "worker": self.worker,
+            "start": start,
+            "artifacts": artifacts,
+            "output_digest": outcome.output_digest,
+            "output_bytes": outcome.output_bytes,
+            "failure_reason": outcome.failure_reason,
+            "failure_message": outcome.failure_message,
+            "fuel_used": outcome.fuel_used,
+            "duration_ms": outcome.duration_ms,
+        }
+        return self.send(run, FINISHED, payload)
+
+    # The one-fact reports: still commands the decider records (tests drive the orchestrator
+    # with them); the kernel worker sends ``finished`` instead.
 
     def succeeded(
         self, run: Run, output_digest: str, output_bytes: int, fuel_used: int, duration_ms: int
-    ) -> None:
+    ) -> Future[None]:
         payload = {
             "output_digest": output_digest,
             "output_bytes": output_bytes,
             "fuel_used": fuel_used,
             "duration_ms": duration_ms,
         }
-        self.send(run, SUCCEEDED, payload)
+        return self.send(run, SUCCEEDED, payload)
 
     def failed(
         self, run: Run, reason: str, message: str, fuel_used: int = 0, duration_ms: int = 0
-    ) -> None:
+    ) -> Future[None]:
         payload = {
             "reason": reason,
             "message": message,
             "fuel_used": fuel_used,
             "duration_ms": duration_ms,
         }
-        self.send(run, FAILED, payload)
+        return self.send(run, FAILED, payload)
 
     def progress(self, run: Run, sequence: int, percent: float | None, message: str) -> None:
         payload = {"sequence": sequence, "percent": percent, "message": message}
         self.send(run, PROGRESS, payload, sequence)
-
-    def artifact(
-        self,
-        run: Run,
-        artifact_id: str,
-        digest: str,
-        size_bytes: int,
-        content_type: str,
-        object_key: str,
-    ) -> None:
-        payload = {
-            "artifact_id": artifact_id,
-            "digest": digest,
-            "size_bytes": size_bytes,
-            "content_type": content_type,
-            "object_key": object_key,
-        }
-        self.send(run, ARTIFACT, payload, artifact_id)

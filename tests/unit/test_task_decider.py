@@ -483,8 +483,8 @@ def test_load_of_dump_is_identity() -> None:
 
 def test_the_aggregate_is_tenant_scoped_and_handles_submit_cancel_and_kernel_reports() -> None:
     assert (AGG.name, AGG.tenant_scoped) == ("task", True)
-    assert AGG.commands == {task.SUBMIT, task.CANCEL, *task.REPORTS}
-    assert AGG.unconditional == set(task.REPORTS)
+    assert AGG.commands == {task.SUBMIT, task.CANCEL, task.FINISHED, *task.REPORTS}
+    assert AGG.unconditional == {task.FINISHED, *task.REPORTS}
 
 
 @pytest.mark.parametrize(
@@ -522,6 +522,45 @@ def test_a_kernel_report_for_an_absent_or_other_task_is_refused() -> None:
     assert rejected(AGG.handle(AGG.initial(), command, CTX))[0] == "not_found"
     other = Command(command.type, command.envelope, {**command.payload, "task_id": "t-2"})
     assert rejected(AGG.handle(submitted(), other, CTX)) == ("invalid", "/task_id")
+
+
+ARTIFACT = {
+    "artifact_id": "output",
+    "digest": "sha256:0",
+    "size_bytes": 2,
+    "content_type": "application/json",
+    "object_key": "artifacts/acme/sha256/0",
+}
+
+
+def finished(start: str, **outcome: Any) -> Command:
+    spent = {"fuel_used": 5, "duration_ms": 3}
+    fields = {"run_id": "r1", "attempt": 1, "worker": "w1", "start": start, **spent}
+    return report(task.FINISHED, artifacts=[ARTIFACT], **fields, **outcome)
+
+
+def test_a_whole_run_report_records_the_run_events_of_the_one_fact_reports_in_order() -> None:
+    state = AGG.fold(submitted(), [authorized(), scheduled()])
+    decision = AGG.handle(state, finished("here", output_digest="sha256:0", output_bytes=2), CTX)
+    run = {"task_id": "t-1", "run_id": "r1"}
+    assert decision == [
+        Event(task.RUN_STARTED, {**run, "attempt": 1, "worker": "w1"}),
+        Event(task.ARTIFACT_STORED, {**run, **ARTIFACT}),
+        Event(task.RUN_SUCCEEDED, {**run, "output_digest": "sha256:0", "output_bytes": 2,
+                                   "fuel_used": 5, "duration_ms": 3}),
+    ]  # fmt: skip
+    assert AGG.fold(state, decision).status == "running"  # the orchestrator ends the task
+
+
+def test_a_whole_run_report_of_a_long_or_refused_run_records_no_second_start() -> None:
+    state = AGG.fold(submitted(), [authorized(), scheduled()])
+    for start in ("before", "never"):
+        failure = {"failure_reason": "refused", "failure_message": "no module"}
+        decision = AGG.handle(state, finished(start, **failure), CTX)
+        assert isinstance(decision, list)
+        assert [e.type for e in decision] == [task.ARTIFACT_STORED, task.RUN_FAILED]
+        assert decision[-1].payload["reason"] == "refused"
+    assert rejected(AGG.handle(AGG.initial(), finished("here"), CTX))[0] == "not_found"
 
 
 # --- the records on the wire ------------------------------------------------------------------
@@ -583,7 +622,7 @@ def test_every_event_serialises_with_its_avro_schema(event: Event) -> None:
 def test_every_avsc_of_the_task_family_is_an_event_or_a_command() -> None:
     prefixes = ("aion.task.", "aion.run.", "aion.artifact.", "aion.enforcement.")
     names = {n for n in catalog.all_records() if n.startswith(prefixes)}
-    commands = {task.SUBMIT, task.CANCEL, *task.REPORTS, "aion.task.Tick"}
+    commands = {task.SUBMIT, task.CANCEL, task.FINISHED, *task.REPORTS, "aion.task.Tick"}
     assert names == {e.type for e in EVERY_EVENT} | commands
     assert catalog.record(task.SUBMIT).is_command
     assert catalog.record(task.CANCEL).is_command
