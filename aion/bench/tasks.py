@@ -44,7 +44,7 @@ class TaskPlan:
     def of(cls, quick: bool) -> TaskPlan:
         if quick:
             return cls((30,), (1,), 100, 0.5, 45)
-        return cls((100, 1000), (2, 1), 100, 5, 600)
+        return cls((100, 1000), (3, 2), 100, 5, 600)
 
 
 def temporal_binary(settings: Settings) -> Path | None:
