@@ -21,7 +21,7 @@ else
   nice -n 10 go install "github.com/temporalio/cli/cmd/temporal@$VERSION"
   echo "$VERSION" >"$STAMP"
 fi
-"$BINARY" --version
+"$BINARY" --version  # go install stamps no CLI version: "0.0.0-DEV (Server 1.29.1, ...)"
 
 echo "[peer] installing the Python SDK (the peer extra)"
 .venv/bin/python -m pip install -q -e '.[dev,peer]'
