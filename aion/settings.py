@@ -77,7 +77,9 @@ class Settings(BaseSettings):
         description="A started run silent for its timeout plus this is failed as worker_lost.",
     )
     kernel_concurrency: int = Field(
-        default=2, description="Runs a kernel worker executes at once (threads)."
+        default=8,
+        description="Runs a kernel worker executes at once (threads); a run's thread also"
+        " stores its output in S3, so more threads than cores keep the cores busy.",
     )
     projector_batch: int = Field(
         default=500, description="Events a projection applies per Postgres transaction."

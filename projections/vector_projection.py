@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from commands.agent import DEPLOYED, RETIRED, UPDATED
 from commands.task import ARTIFACT_STORED, RUN_SUCCEEDED
-from projections.vectors import INDEXED, PENDING, Entry, VectorStore
+from projections.vectors import INDEXED, PENDING, Entry, Stored, VectorStore
 from schemas.topics import events_topic
 
 log = logging.getLogger(__name__)
@@ -60,33 +60,85 @@ class VectorProjection:
             reason = value.get("reason") or ""
             self.store.retire(tenant, "agent", value["agent_name"], version, reason=reason)
         elif record_name == ARTIFACT_STORED and value["artifact_id"] == OUTPUT:
-            fields = {k: value[k] for k in ("task_id", "run_id", "object_key", "digest")}
-            pending = Entry("run_output", value["run_id"], version, None, PENDING, fields)
-            self.store.put(tenant, [pending])
+            self.store.put(tenant, [_pending(version, value)])
         elif record_name == RUN_SUCCEEDED:
             self._index_output(tenant, version, value)
 
+    def apply_batch(self, records: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """A batch in event order, with run outputs indexed together: one embedding call and
+        one upsert per tenant, and no pending note for an output whose run's success is in the
+        same batch (the kernel records both in one command, so they usually are)."""
+        notes: dict[tuple[str, str], Entry] = {}
+        ready: dict[str, list[Entry]] = {}
+        indexed = self._indexed_versions(records)
+        for record_name, value in records:
+            env = value["envelope"]
+            tenant, version = env["tenant_id"], int(env["aggregate_version"])
+            if record_name == ARTIFACT_STORED and value["artifact_id"] == OUTPUT:
+                notes[(tenant, value["run_id"])] = _pending(version, value)
+            elif record_name == RUN_SUCCEEDED:
+                note = notes.pop((tenant, value["run_id"]), None)
+                if indexed.get((tenant, value["run_id"]), -1) >= version:
+                    continue  # already indexed by this event (a replay)
+                entry = self._output_entry(tenant, version, value, note)
+                if entry is not None:
+                    ready.setdefault(tenant, []).append(entry)
+            else:
+                self.apply(record_name, value)  # agents: few, in their order
+        for (tenant, _), note in notes.items():
+            ready.setdefault(tenant, []).append(note)  # its success comes in a later batch
+        for tenant, entries in ready.items():
+            self.store.put(tenant, entries)
+
+    def _indexed_versions(
+        self, records: Sequence[tuple[str, dict[str, Any]]]
+    ) -> dict[tuple[str, str], int]:
+        """(tenant, run) -> the stored version of each output the batch's successes name."""
+        runs: dict[str, list[str]] = {}
+        for record_name, value in records:
+            if record_name == RUN_SUCCEEDED:
+                runs.setdefault(value["envelope"]["tenant_id"], []).append(value["run_id"])
+        found = {}
+        for tenant, run_ids in runs.items():
+            for run_id, version in self.store.versions(tenant, "run_output", run_ids).items():
+                found[(tenant, run_id)] = version
+        return found
+
     def _index_output(self, tenant: str, version: int, value: dict[str, Any]) -> None:
+        entry = self._output_entry(tenant, version, value, None)
+        if entry is not None:
+            self.store.put(tenant, [entry])
+
+    def _output_entry(
+        self, tenant: str, version: int, value: dict[str, Any], note: Entry | None
+    ) -> Entry | None:
+        """The indexed point of a run's output, from its note (this batch's, or stored)."""
         run_id = value["run_id"]
-        noted = self.store.get(tenant, "run_output", run_id)
+        noted: Entry | Stored | None = note or self.store.get(tenant, "run_output", run_id)
         if noted is not None and noted.version >= version:
-            return  # already indexed by this event (a replay)
+            return None  # already indexed by this event (a replay)
         if noted is None or noted.fields.get("digest") != value["output_digest"]:
             log.warning("run %s/%s succeeded without a recorded output artifact", tenant, run_id)
-            return
+            return None
         key = str(noted.fields["object_key"])
         try:
             data = self.fetch(key)
         except LookupError:
             log.warning("output %s of run %s/%s is gone; not indexed", key, tenant, run_id)
-            return
+            return None
         text = output_text(data)
         fields = {
             **noted.fields,
             "output_bytes": value["output_bytes"],
             "excerpt": text[:EXCERPT_CHARS],
         }
-        self.store.put(tenant, [Entry("run_output", run_id, version, text, INDEXED, fields)])
+        return Entry("run_output", run_id, version, text, INDEXED, fields)
+
+
+def _pending(version: int, value: dict[str, Any]) -> Entry:
+    """Where a run's output lies, noted until its run succeeds (no vector yet)."""
+    fields = {k: value[k] for k in ("task_id", "run_id", "object_key", "digest")}
+    return Entry("run_output", value["run_id"], version, None, PENDING, fields)
 
 
 def agent_fields(name: str, manifest: dict[str, Any]) -> dict[str, Any]:

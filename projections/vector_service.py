@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -19,7 +20,7 @@ from minio.error import S3Error
 from aion.settings import Settings
 from aion.stack.s3 import MISSING, read_object, s3_client
 from projections.embedder import embedder
-from projections.runner import Position, ProjectionRunner
+from projections.runner import Delivered, Position, ProjectionRunner
 from projections.vector_projection import Fetch, VectorProjection
 from projections.vectors import StoreLocked, VectorStore, open_store
 from schemas.codec import Codec
@@ -40,6 +41,9 @@ class VectorPart:
         self, cur: psycopg.Cursor[Any], record_name: str, value: dict[str, Any], at: Position
     ) -> None:
         self.projection.apply(record_name, value)
+
+    def apply_batch(self, cur: psycopg.Cursor[Any], batch: Sequence[Delivered]) -> None:
+        self.projection.apply_batch([(name, value) for name, value, _ in batch])
 
 
 def s3_fetch(settings: Settings) -> Fetch:

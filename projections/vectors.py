@@ -279,6 +279,13 @@ class VectorStore:
             )
         return hits
 
+    def versions(self, tenant_id: str, kind: str, entity_ids: list[str]) -> dict[str, int]:
+        """The stored version of each of the tenant's entities that has a point."""
+        _check_tenant(tenant_id)
+        _check_kinds([kind])
+        by_point = {point_id(tenant_id, kind, e): e for e in entity_ids}
+        return {by_point[p]: v for p, v in self._versions(list(by_point)).items()}
+
     def _versions(self, ids: list[str]) -> dict[str, int]:
         if not ids:
             return {}

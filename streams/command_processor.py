@@ -132,15 +132,24 @@ def store(streams: StreamsApp, table: Any, decided: list[Decided]) -> None:
     """The documents of acknowledged commands, in command order, each command's own last."""
     for each in decided:
         failpoints.hit("after-produce", each.command.type)
-    # No await from here on: each command's documents are stored together, its own last.
+    # A document several commands of the batch wrote is stored once, as the last left it (the
+    # tenant's scheduler, an agent's slots): what the commands wrote, without the versions a
+    # later command replaced. Ordered by last write, so each command's own document still
+    # comes after the others it wrote.
+    final: dict[str, tuple[Decided, bytes | None]] = {}
     for each in decided:
+        for key, raw in each.writes.items():
+            final.pop(key, None)
+            final[key] = (each, raw)
+    # No await from here on: the batch's documents are stored together.
+    for key, (each, raw) in final.items():
         with processing(each.event):
-            for key, raw in each.writes.items():
-                target = streams.schedulers if key.startswith("scheduler:") else table
-                if raw is None:
-                    target.pop(key, None)
-                else:
-                    target[key] = raw
+            target = streams.schedulers if key.startswith("scheduler:") else table
+            if raw is None:
+                target.pop(key, None)
+            else:
+                target[key] = raw
+    for each in decided:
         observe(each.command, each.emissions)
 
 

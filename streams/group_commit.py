@@ -30,7 +30,7 @@ from faust import streams as faust_streams
 from faust.types import EventT
 
 BATCH_SIZE = 256  # at most this many commands share one wait for acks
-BATCH_WAIT_SECONDS = 0.002  # an idle partition's command waits at most this long for company
+BATCH_WAIT_SECONDS = 0.01  # an idle partition's command waits at most this long for company
 
 
 @contextmanager

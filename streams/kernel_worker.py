@@ -191,6 +191,7 @@ class KernelWorker:
         self.pool = ThreadPoolExecutor(settings.kernel_concurrency, thread_name_prefix="run")
         self.stopping = threading.Event()
         self.starts = RunStarts()
+        self.ended = threading.Event()  # a run ended or its report was acked
 
     # --- one run ------------------------------------------------------------------------------
 
@@ -277,13 +278,15 @@ class KernelWorker:
         artifacts: list[dict[str, Any]] = []
         self.starts.begin(run, attempt)
         try:
-            with tempfile.TemporaryDirectory(prefix="aion-run-") as scratch:
-                granted = Path(scratch) if "scratch_dir" in capabilities else None
-                host = ReportingHost(self.reporter, run, self.starts)
-                result = traced_run(self.kernel, module, dispatch, host, granted)
-                for name, data in produced_files(granted) if granted else []:
-                    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-                    artifacts.append(self.store(run, f"file:{name}", data, content_type))
+            host = ReportingHost(self.reporter, run, self.starts)
+            if "scratch_dir" in capabilities:  # a folder only for the runs granted one
+                with tempfile.TemporaryDirectory(prefix="aion-run-") as scratch:
+                    result = traced_run(self.kernel, module, dispatch, host, Path(scratch))
+                    for name, data in produced_files(Path(scratch)):
+                        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                        artifacts.append(self.store(run, f"file:{name}", data, kind))
+            else:
+                result = traced_run(self.kernel, module, dispatch, host)
             if result.logs:
                 artifacts.append(self.store(run, "logs", result.logs, "text/plain"))
             fuel, took = result.fuel_used, result.duration_ms
@@ -338,9 +341,17 @@ class KernelWorker:
         # Dispatches taken ahead of the pool: runs queue for a thread instead of waiting for
         # a poll round, and reports of finished runs are acked while others run.
         most = max(self.settings.kernel_concurrency * PREFETCH_PER_THREAD, 8)
-        paused = False
         try:
             while not self.stopping.is_set():
+                self.starts.report_long(self.reporter)
+                self.commit_finished(consumer, inflight)
+                if len(inflight) >= most:
+                    # Full: wait for a run to end instead of pausing the consumer (a paused
+                    # partition drops what was fetched ahead, and librdkafka then holds its
+                    # next fetch back for up to a second: runs went out 32 a second).
+                    self.ended.wait(BUSY_POLL_S)
+                    self.ended.clear()
+                    continue
                 message = consumer.poll(BUSY_POLL_S if len(inflight) else IDLE_POLL_S)
                 error = message.error() if message is not None else None
                 if error is not None:
@@ -348,13 +359,6 @@ class KernelWorker:
                         log.warning("consumer error: %s", error)
                 elif message is not None:
                     self.take(message, inflight)
-                self.starts.report_long(self.reporter)
-                self.commit_finished(consumer, inflight)
-                busy = len(inflight) >= most
-                if busy != paused:
-                    assigned = consumer.assignment()
-                    (consumer.pause if busy else consumer.resume)(assigned)
-                    paused = busy
         finally:
             self.pool.shutdown(wait=True, cancel_futures=False)
             self.reporter.close()
@@ -370,7 +374,16 @@ class KernelWorker:
         else:
             delivery = Delivery(message.partition(), message.offset(), message.key())
             taken = self.pool.submit(self.execute, dispatch, delivery)
+            taken.add_done_callback(self._run_ended)
         inflight.add(int(message.partition() or 0), int(message.offset() or 0), taken)
+
+    def _run_ended(self, taken: Future[Future[None] | None]) -> None:
+        """Wake the loop when a run ends, and again when its report is acknowledged."""
+        self.ended.set()
+        if not taken.cancelled() and taken.exception() is None:
+            acked = taken.result()
+            if acked is not None:
+                acked.add_done_callback(lambda _: self.ended.set())
 
     def commit_finished(
         self, consumer: Consumer, inflight: InFlight, asynchronous: bool = True

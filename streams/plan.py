@@ -107,13 +107,17 @@ class _Planning:
         self.states: dict[str, Any] = {}
         self.changed: list[str] = []
         self.deleted: set[str] = set()
+        self.absent: set[str] = set()  # keys that held nothing when first read
         self.scheduler: orchestration.Scheduler | None = None
 
     # --- documents ------------------------------------------------------------------------
 
     def document(self, key: str) -> dict[str, Any]:
         if key not in self.documents:
-            self.documents[key] = self.read(key) or {"state": None, "recent": []}
+            stored = self.read(key)
+            if stored is None:
+                self.absent.add(key)
+            self.documents[key] = stored or {"state": None, "recent": []}
         return self.documents[key]
 
     def state(self, aggregate: Aggregate, aggregate_id: str) -> Any:
@@ -302,6 +306,8 @@ class _Planning:
         return state if isinstance(state, dict) else None
 
     def put(self, key: str, value: dict[str, Any]) -> None:
+        if key not in self.documents and key not in self.deleted:
+            self.document(key)  # learn whether it existed (a queue entry is usually new)
         self.deleted.discard(key)
         self.documents[key] = {"state": value}
         self.touch(key)
@@ -411,7 +417,8 @@ class _Planning:
         self.touch(primary_key)
         for key in self.changed:
             if key in self.deleted:
-                self.plan.writes[key] = None
+                if key not in self.absent:  # an entry made and taken in one command: nothing
+                    self.plan.writes[key] = None
                 continue
             document = self.documents.get(key) or self.document(key)
             if key in self.states:

@@ -325,6 +325,35 @@ def test_a_run_output_is_indexed_once_from_its_artifact_and_success(store: Vecto
     assert store.search(ACME, "invoice total")[0].version == 6
 
 
+def test_a_batch_indexes_its_outputs_together_and_notes_only_the_unfinished(
+    store: VectorStore,
+) -> None:
+    objects = {
+        "k1": b'{"summary": "invoice total is 42 EUR"}',
+        "k2": b'{"summary": "weather is sunny"}',
+        "k3": b'{"summary": "shipping label printed"}',
+    }
+    s3 = FakeS3(objects)
+    projection = VectorProjection(store, s3.fetch)
+    first = [
+        (ARTIFACT_STORED, artifact(5, "run-1", "k1")),
+        (RUN_SUCCEEDED, succeeded(6, "run-1", "k1")),
+        (ARTIFACT_STORED, artifact(5, "run-2", "k2")),
+        (RUN_SUCCEEDED, succeeded(6, "run-2", "k2")),
+        (ARTIFACT_STORED, artifact(5, "run-3", "k3")),  # its success is in the next batch
+    ]
+    projection.apply_batch(first)
+    assert store.search(ACME, "invoice total")[0].entity_id == "run-1"
+    assert store.search(ACME, "sunny weather")[0].entity_id == "run-2"
+    noted = store.get(ACME, "run_output", "run-3")
+    assert noted is not None and noted.status == vectors.PENDING
+    projection.apply_batch([(RUN_SUCCEEDED, succeeded(6, "run-3", "k3"))])
+    assert store.search(ACME, "shipping label")[0].entity_id == "run-3"
+    projection.apply_batch(first)  # a replay: nothing is read or changed
+    assert s3.reads == ["k1", "k2", "k3"]
+    assert store.get(ACME, "run_output", "run-1").version == 6  # type: ignore[union-attr]
+
+
 def test_outputs_that_cannot_be_indexed_are_skipped(store: VectorStore) -> None:
     s3 = FakeS3({})
     projection = VectorProjection(store, s3.fetch)
