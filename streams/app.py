@@ -63,8 +63,8 @@ class StreamsApp:
         self.schedulers = self.app.Table(
             "schedulers", default=None, partitions=settings.topic_partitions, value_type=bytes
         )
-        # tenant -> when the timer last asked it to tick (monotonic seconds)
-        self.ticked: dict[str, float] = {}
+        # tenant -> when the timer last asked it to tick (monotonic seconds), for which due time
+        self.ticked: dict[str, tuple[float, int]] = {}
 
     @cached_property
     def codec(self) -> Codec:

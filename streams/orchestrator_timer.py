@@ -91,12 +91,15 @@ async def ask_due_tenants(streams: StreamsApp) -> int:
     measure_backlog(documents)
     for tenant_id, due_ms in due_tenants(documents, now_ms):
         asked = streams.ticked.get(tenant_id)
-        if asked is not None and time.monotonic() - asked < ASK_AGAIN_SECONDS:
+        # The same due time asked for a moment ago: that Tick is still on its way. A new due
+        # time means the last Tick was handled and left more to do (a bounded command's rest).
+        waiting = asked is not None and asked[1] == due_ms
+        if waiting and asked is not None and time.monotonic() - asked[0] < ASK_AGAIN_SECONDS:
             continue
         value = {"envelope": tick_envelope(tenant_id, now), "due_ms": due_ms}
         data = streams.codec.encode(COMMANDS, TICK, value)
         await streams.commands.send(key=tenant_id.encode(), value=data)
-        streams.ticked[tenant_id] = time.monotonic()
+        streams.ticked[tenant_id] = (time.monotonic(), due_ms)
         sent += 1
     return sent
 

@@ -101,7 +101,7 @@ def test_worker_counts_decisions_policy_verdicts_and_latency(observed: dict[str,
     assert total(after, "aion_command_decision_seconds_count", command_type=task) > total(
         before, "aion_command_decision_seconds_count", command_type=task
     )
-    reports = "aion.run.RecordRunSucceeded"
+    reports = "aion.run.RecordRunFinished"  # a run is one report (decision 51)
     assert total(after, "aion_commands_decided_total", command_type=reports) > total(
         before, "aion_commands_decided_total", command_type=reports
     )
