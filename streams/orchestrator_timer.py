@@ -64,6 +64,15 @@ def measure_backlog(items: Any) -> None:
         SCHEDULER_TASKS.labels(phase).set(count)
 
 
+def should_ask(asked: tuple[float, int] | None, due_ms: int, now: float) -> bool:
+    """Whether to send a Tick for a due tenant that was last asked ``asked`` (when, for which
+    due time). The same due time asked for a moment ago: that Tick is still on its way. A new
+    due time means the last Tick was handled and left more to do (a bounded command's rest)."""
+    if asked is None or asked[1] != due_ms:
+        return True
+    return now - asked[0] >= ASK_AGAIN_SECONDS
+
+
 def tick_envelope(tenant_id: str, now: datetime) -> dict[str, Any]:
     command_id = str(uuid.uuid4())
     return {
@@ -90,11 +99,7 @@ async def ask_due_tenants(streams: StreamsApp) -> int:
     documents = list(streams.schedulers.items())
     measure_backlog(documents)
     for tenant_id, due_ms in due_tenants(documents, now_ms):
-        asked = streams.ticked.get(tenant_id)
-        # The same due time asked for a moment ago: that Tick is still on its way. A new due
-        # time means the last Tick was handled and left more to do (a bounded command's rest).
-        waiting = asked is not None and asked[1] == due_ms
-        if waiting and asked is not None and time.monotonic() - asked[0] < ASK_AGAIN_SECONDS:
+        if not should_ask(streams.ticked.get(tenant_id), due_ms, time.monotonic()):
             continue
         value = {"envelope": tick_envelope(tenant_id, now), "due_ms": due_ms}
         data = streams.codec.encode(COMMANDS, TICK, value)

@@ -15,7 +15,7 @@ from aion.trace_file import read_spans
 from kernel import Kernel
 from streams import kernel_worker
 from streams.command_processor import observe, outcome_of
-from streams.orchestrator_timer import tasks_by_phase
+from streams.orchestrator_timer import ASK_AGAIN_SECONDS, should_ask, tasks_by_phase
 from streams.plan import Emission
 from tests.unit.kernel_support import RecordingHost, example, hostile
 
@@ -66,6 +66,13 @@ def test_backlog_counts_the_scheduler_counters_by_phase() -> None:
         (b"slots:acme/echo", b'{"state": {"active": 9}}'),
     ]
     assert tasks_by_phase(items) == {"queued": 7, "active": 1, "retrying": 3}
+
+
+def test_the_timer_asks_again_at_once_when_the_last_tick_left_more_to_do() -> None:
+    assert should_ask(None, 1000, 50.0)  # never asked
+    assert not should_ask((50.0, 1000), 1000, 51.0)  # that Tick is on its way
+    assert should_ask((50.0, 1000), 1000, 50.0 + ASK_AGAIN_SECONDS)  # it got lost: again
+    assert should_ask((50.0, 1000), 2000, 51.0)  # handled, and more is due
 
 
 def test_a_wasm_run_is_measured_and_traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
