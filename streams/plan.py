@@ -34,6 +34,7 @@ from commands import enforcement, orchestration
 from commands.aggregate import Aggregate
 from commands.aggregates import AGGREGATES, aggregate_for
 from commands.model import Command, Context, Event, Rejection, event_id, scoped_id
+from commands.scheduler import Scheduler
 from commands.task import ENFORCEMENT_DECIDED, REJECTED, SCHEDULED, TaskState
 from schemas.topics import DISPATCH, EVENTS_PREFIX, events_topic
 
@@ -108,7 +109,7 @@ class _Planning:
         self.changed: list[str] = []
         self.deleted: set[str] = set()
         self.absent: set[str] = set()  # keys that held nothing when first read
-        self.scheduler: orchestration.Scheduler | None = None
+        self.scheduler: Scheduler | None = None
 
     # --- documents ------------------------------------------------------------------------
 
@@ -328,14 +329,14 @@ class _Planning:
         manifest: dict[str, Any] | None = self.agent_summary(agent_name).get("manifest")
         return manifest
 
-    def load_scheduler(self) -> orchestration.Scheduler:
+    def load_scheduler(self) -> Scheduler:
         if self.scheduler is None:
             document = self.document(scheduler_key(self.tenant_id))
             stored = document.get("state")
             old_jobs = stored.get("jobs") if isinstance(stored, dict) else None
             if not isinstance(stored, dict) or "queue" not in stored:
                 document["state"] = orchestration.new_scheduler()
-            self.scheduler = orchestration.Scheduler(
+            self.scheduler = Scheduler(
                 self.tenant_id,
                 document["state"],
                 self,

@@ -38,7 +38,7 @@ def test_the_cli_refuses_before_starting_the_stack(
         raise AssertionError("the bench started the stack beside a running worker")
 
     monkeypatch.setattr(system.Stack, "up", no_stack)
-    result = CliRunner().invoke(app, ["bench", "--only", "5"])
+    result = CliRunner().invoke(app, ["bench", "--only", "5"], env={"COLUMNS": "400"})
     assert result.exit_code == 1, result.output
     assert "other Aion roles are running on this machine" in result.output
     assert "worker (pid" in result.output and str(fake_worker.pid) in result.output
