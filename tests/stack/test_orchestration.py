@@ -36,7 +36,9 @@ def without_kernel_workers(processes: AionProcesses) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def reporter(settings: Settings) -> Iterator[RunReporter]:
-    yield RunReporter(settings.kafka, settings.registry, worker="test-kernel")
+    reporter = RunReporter(settings.kafka, settings.registry, worker="test-kernel")
+    yield reporter
+    reporter.close()  # its reports delivered, its delivery thread ended
 
 
 def new_tenant(api: httpx.Client, **limits: int) -> str:
