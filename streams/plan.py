@@ -65,6 +65,36 @@ class Plan:
     scheduler_due: int | None = None  # the tenant scheduler's next due time, if it was touched
 
 
+def event_envelope(
+    command: Command,
+    identity: str,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: str,
+    version: int,
+    outcome: bool,
+) -> dict[str, Any]:
+    """The envelope of an event a command caused (``outcome_events`` is set once the whole
+    outcome is known)."""
+    env = command.envelope
+    return {
+        "event_id": identity,
+        "event_type": event_type,
+        "command_id": command.command_id,
+        "correlation_id": env["correlation_id"],
+        "causation_id": command.command_id,
+        "tenant_id": str(env["tenant_id"]),
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "aggregate_version": version,
+        "occurred_at": env["issued_at"],
+        "actor": env["actor"],
+        "traceparent": env.get("traceparent"),
+        "tracestate": env.get("tracestate"),
+        "command_outcome": outcome,
+    }
+
+
 def state_key(aggregate_type: str, aggregate_id: str) -> str:
     return f"{aggregate_type}:{aggregate_id}"
 
@@ -154,24 +184,15 @@ class _Planning:
         self, aggregate_type: str, aggregate_id: str, version: int, event_type: str
     ) -> dict[str, Any]:
         env = self.command.envelope
-        return {
-            "event_id": event_id(self.command.command_id, len(self.plan.emissions)),
-            "event_type": event_type,
-            "command_id": self.command.command_id,
-            "correlation_id": env["correlation_id"],
-            "causation_id": self.command.command_id,
-            "tenant_id": self.tenant_id,
-            "aggregate_type": aggregate_type,
-            "aggregate_id": aggregate_id,
-            "aggregate_version": version,
-            "occurred_at": env["issued_at"],
-            "actor": env["actor"],
-            "traceparent": env.get("traceparent"),
-            "tracestate": env.get("tracestate"),
-            "command_outcome": self.command.type != TICK
+        outcome = (
+            self.command.type != TICK
             and aggregate_id == env.get("aggregate_id")
-            and aggregate_type != "enforcement",
-        }
+            and aggregate_type != "enforcement"
+        )
+        identity = event_id(self.command.command_id, len(self.plan.emissions))
+        return event_envelope(
+            self.command, identity, event_type, aggregate_type, aggregate_id, version, outcome
+        )
 
     def emit(self, topic: str, key: str, record: str, envelope: dict[str, Any], body: Any) -> None:
         value = {"envelope": envelope, **body}

@@ -20,7 +20,7 @@ from typing import Any
 from commands.aggregates import aggregate_for
 from commands.model import Command
 from schemas.topics import events_topic
-from streams.plan import RECENT_COMMANDS, Emission, state_key
+from streams.plan import RECENT_COMMANDS, Emission, event_envelope, state_key
 from streams.producibility import Refusal
 
 REJECTED = "aion.CommandRejected"
@@ -44,24 +44,11 @@ def rejection(
     key = state_key(aggregate.name, aggregate_id)
     document = read(key) or {"state": None, "recent": []}
     version = int(aggregate.load(document["state"]).version)
-    env = command.envelope
-    envelope = {
-        "event_id": refusal_event_id(command.command_id, refused),
-        "event_type": REJECTED,
-        "command_id": command.command_id,
-        "correlation_id": env["correlation_id"],
-        "causation_id": command.command_id,
-        "tenant_id": str(env["tenant_id"]),
-        "aggregate_type": aggregate.name,
-        "aggregate_id": aggregate_id,
-        "aggregate_version": version,
-        "occurred_at": env["issued_at"],
-        "actor": env["actor"],
-        "traceparent": env.get("traceparent"),
-        "tracestate": env.get("tracestate"),
-        "command_outcome": True,
-        "outcome_events": 1,
-    }
+    identity = refusal_event_id(command.command_id, refused)
+    envelope = event_envelope(
+        command, identity, REJECTED, aggregate.name, aggregate_id, version, outcome=True
+    )
+    envelope["outcome_events"] = 1
     value = {
         "envelope": envelope,
         "command_type": command.type,

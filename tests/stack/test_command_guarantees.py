@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from confluent_kafka import Producer
 
 from aion.settings import Settings
-from schemas.codec import Codec
 from schemas.topics import COMMANDS, producer_config
 from tests.stack.identity import admin_client
+from tests.stack.raw_commands import create_tenant_value
 from tests.stack.test_tenants_api import (
     assert_problem,
     commands_high_watermark,
@@ -96,24 +95,7 @@ def test_a_command_delivered_twice_changes_state_once(
 ) -> None:
     """A producer retry or a replay puts the same command (same id) on the topic twice."""
     tenant = new_tenant_id()
-    command_id = str(uuid.uuid4())
-    envelope = {
-        "command_id": command_id,
-        "command_type": "aion.tenant.CreateTenant",
-        "correlation_id": command_id,
-        "tenant_id": tenant,
-        "aggregate_type": "tenant",
-        "aggregate_id": tenant,
-        "expected_version": None,
-        "idempotency_key": None,
-        "issued_at": int(time.time() * 1000),
-        "actor": "test",
-    }
-    value = Codec(settings.registry).encode(
-        COMMANDS,
-        "aion.tenant.CreateTenant",
-        {"envelope": envelope, "tenant_id": tenant, "display_name": "Twice", "labels": {}},
-    )
+    command_id, value = create_tenant_value(settings, tenant, "Twice")
     producer = Producer(producer_config(settings.kafka))
     for _ in range(2):
         producer.produce(COMMANDS, key=tenant.encode(), value=value)

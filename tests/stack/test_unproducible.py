@@ -5,7 +5,6 @@ refuses (a failpoint), and the broker itself refusing a topic's messages."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,10 +20,10 @@ from confluent_kafka.admin import (
 )
 
 from aion.settings import Settings
-from schemas.codec import Codec
 from schemas.topics import COMMANDS, MAX_MESSAGE_BYTES, events_topic, producer_config
 from streams.producibility import fingerprint
 from tests.conftest import AionProcesses
+from tests.stack.raw_commands import create_tenant_value
 from tests.stack.test_tenants_api import events_for, new_tenant_id
 
 TENANTS = events_topic("tenant")
@@ -33,24 +32,7 @@ LOWERED = 4096  # the broker's limit on aion.events.tenant while the refusal tes
 
 def create_tenant_command(settings: Settings, tenant: str, display_name: str) -> str:
     """Produce a CreateTenant straight to aion.commands (past the API's checks); its id."""
-    command_id = str(uuid.uuid4())
-    envelope = {
-        "command_id": command_id,
-        "command_type": "aion.tenant.CreateTenant",
-        "correlation_id": command_id,
-        "tenant_id": tenant,
-        "aggregate_type": "tenant",
-        "aggregate_id": tenant,
-        "expected_version": None,
-        "idempotency_key": None,
-        "issued_at": int(time.time() * 1000),
-        "actor": "test",
-    }
-    value = Codec(settings.registry).encode(
-        COMMANDS,
-        "aion.tenant.CreateTenant",
-        {"envelope": envelope, "tenant_id": tenant, "display_name": display_name, "labels": {}},
-    )
+    command_id, value = create_tenant_value(settings, tenant, display_name)
     producer = Producer(producer_config(settings.kafka, **{"message.max.bytes": 1_048_576}))
     producer.produce(COMMANDS, key=tenant.encode(), value=value)
     assert producer.flush(30) == 0
