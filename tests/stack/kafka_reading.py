@@ -15,6 +15,17 @@ from schemas.codec import Codec
 Records = list[tuple[str, dict[str, Any]]]
 
 
+def reader(settings: Settings) -> Consumer:
+    """A consumer of no group's progress: it reads where it is assigned and commits nothing."""
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka,
+            "group.id": f"aion-tests-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+        }
+    )
+
+
 def records_until(
     settings: Settings,
     topic: str,
@@ -25,13 +36,7 @@ def records_until(
     """The decoded records keyed ``key`` on ``topic``, read from the start until ``done`` says
     so or ``timeout`` passes (then what was found, for the assertion to show)."""
     codec = Codec(settings.registry)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka,
-            "group.id": f"aion-tests-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = reader(settings)
     found: Records = []
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions

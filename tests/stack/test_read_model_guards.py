@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -39,6 +39,7 @@ from projections.runner import Position, Projection, position
 from projections.tasks import TasksProjection
 from schemas.codec import Codec
 from schemas.topics import TOPICS
+from tests.stack.kafka_reading import reader
 from tests.stack.test_domain_api import DIGEST
 from tests.stack.test_kernel_runs import agent, example, run_task
 from tests.stack.test_orchestration import WAIT, new_tenant
@@ -313,13 +314,7 @@ def test_the_task_row_is_always_the_write_models_fold(
 def tenant_history(settings: Settings, tenant: str) -> list[tuple[Position, str, dict[str, Any]]]:
     """Every event keyed by the tenant or its aggregates, from every events topic, in order."""
     codec = Codec(settings.registry)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka,
-            "group.id": f"aion-tests-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = reader(settings)
     try:
         ends: dict[tuple[str, int], int] = {}
         assigned = []

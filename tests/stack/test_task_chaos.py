@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from aion.settings import Settings
 from commands.task import TERMINAL
@@ -30,6 +29,7 @@ from schemas.codec import Codec
 from schemas.topics import events_topic
 from tests.conftest import AionProcesses
 from tests.stack.identity import admin_headers
+from tests.stack.kafka_reading import reader
 from tests.stack.test_kernel_runs import agent, example
 from tests.stack.test_orchestration import new_tenant
 
@@ -94,13 +94,7 @@ def task_log(settings: Settings, tenant: str, since_ms: int) -> list[dict[str, A
     """Every record of the tenant's tasks on aion.events.task since ``since_ms``, decoded."""
     topic = events_topic("task")
     codec = Codec(settings.registry)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka,
-            "group.id": f"aion-tests-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = reader(settings)
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         starts = consumer.offsets_for_times(

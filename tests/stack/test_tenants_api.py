@@ -17,6 +17,7 @@ from aion.settings import Settings
 from schemas import catalog
 from schemas.codec import Codec
 from schemas.topics import COMMANDS, events_topic
+from tests.stack.kafka_reading import reader
 
 
 def new_tenant_id() -> str:
@@ -44,13 +45,7 @@ def events_for(settings: Settings, aggregate_id: str) -> list[tuple[str, dict[st
     """Every event on aion.events.tenant keyed by this tenant, decoded."""
     topic = events_topic("tenant")
     codec = Codec(settings.registry)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka,
-            "group.id": f"aion-tests-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-        }
-    )
+    consumer = reader(settings)
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         assignments, remaining = [], {}
