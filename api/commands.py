@@ -112,11 +112,12 @@ async def submit(request: Request, command: CommandRequest) -> Response:
     key = request.headers.get("idempotency-key")
     command_id = new_id()
     digest = ""
+    owner = state.liveness.owner
     if key is not None:
         digest = idempotency.fingerprint(
             request.method, request.url.path, command.fingerprint_of or command.payload, expected
         )
-        claim = await idempotency.claim(state.redis, command.tenant_id, key, digest)
+        claim = await idempotency.claim(state.redis, command.tenant_id, key, digest, owner)
         command_id = claim.command_id
         if not claim.first:
             return replay(claim, command)
@@ -128,9 +129,13 @@ async def submit(request: Request, command: CommandRequest) -> Response:
         if key is not None:
             await idempotency.release(state.redis, command.tenant_id, key)
         raise
+    if key is not None:
+        await idempotency.produced(state.redis, command.tenant_id, key, digest, owner, position)
     response = await respond(state, command, command_id, position, wait)
     if key is not None:
-        await idempotency.record(state.redis, command.tenant_id, key, digest, response)
+        await idempotency.record(
+            state.redis, command.tenant_id, key, digest, owner, position, response
+        )
     return render(response)
 
 
@@ -240,14 +245,20 @@ def render(response: dict[str, Any]) -> Response:
 
 
 def replay(claim: idempotency.Claim, command: CommandRequest) -> Response:
-    """The first response again; while the first request is still in flight, a 202."""
+    """The first response again; while the first request waits for its outcome, a 202 with
+    where its command was produced."""
     if claim.stored is not None:
         response = dict(claim.stored)
         response["headers"] = {**response["headers"], "Idempotent-Replayed": "true"}
         return render(response)
     status_url = f"/v1/commands/{claim.command_id}"
     return JSONResponse(
-        {"command_id": claim.command_id, "status": "pending", "status_url": status_url},
+        {
+            "command_id": claim.command_id,
+            "status": "pending",
+            "status_url": status_url,
+            "position": claim.position,
+        },
         status_code=202,
         headers={"Location": status_url, "Idempotent-Replayed": "true"},
     )

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from aion.settings import Settings
 from aion.stack.s3 import s3_client
 from api.authorization import TenantPolicies
+from api.idempotency import Liveness
 from api.pending import PendingCommands
 from api.producer import AsyncProducer
 from api.rate_limits import RateLimiter
@@ -34,6 +35,7 @@ class ApiState:
     limiter: RateLimiter
     tenant_policies: TenantPolicies
     pending: PendingCommands
+    liveness: Liveness
     known_tenants: set[str] = field(default_factory=set)  # tenants seen in the read model
 
     @classmethod
@@ -45,6 +47,8 @@ class ApiState:
         search = SearchIndex(settings)
         await asyncio.to_thread(search.start)  # loads the embedder; embedded: the projection
         redis = Redis.from_url(settings.redis)
+        liveness = Liveness(redis)
+        await liveness.start()
         return cls(
             settings=settings,
             producer=AsyncProducer(settings.kafka),
@@ -59,6 +63,7 @@ class ApiState:
             limiter=RateLimiter(redis),
             tenant_policies=TenantPolicies(),
             pending=PendingCommands(redis),
+            liveness=liveness,
         )
 
     async def close(self) -> None:
@@ -66,5 +71,6 @@ class ApiState:
         self.producer.close()
         await self.db.close()
         await self.pending.close()
+        await self.liveness.stop()
         await self.tokens.close()
         await self.redis.aclose()

@@ -1,7 +1,8 @@
 """When to retry and how long to wait: pure functions, no I/O, so that they are tested alone.
 
 Only answers that say "nothing was done, come back later" are retried: 429 (a token bucket was
-empty; the API takes nothing from any bucket) and 503 (a service it needs is down). Their
+empty; the API takes nothing from any bucket), 503 (a service it needs is down) and a 409 that
+names a ``Retry-After`` (the first request with this Idempotency-Key is still in flight). Their
 ``Retry-After`` is honoured, in seconds or as an HTTP-date; without it the wait grows
 exponentially with jitter, capped. A connection error is retried when the request never left
 (nothing was sent), or when repeating it is harmless: an idempotent method, or a command that
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 RETRY_STATUSES = frozenset({429, 503})
+IN_FLIGHT = 409  # with Retry-After: an Idempotency-Key whose first request is in flight
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -65,8 +67,8 @@ class RetryPolicy:
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** max(0, retry - 1))
         return ceiling * (0.5 + rand() / 2) if self.jitter else ceiling
 
-    def retries_status(self, status: int) -> bool:
-        return status in RETRY_STATUSES
+    def retries_status(self, status: int, retry_after: float | None = None) -> bool:
+        return status in RETRY_STATUSES or (status == IN_FLIGHT and retry_after is not None)
 
     def retries_connection_error(self, method: str, safe: bool, sent: bool) -> bool:
         """``safe``: the request may be repeated (it carries an Idempotency-Key, or repeating
@@ -90,7 +92,7 @@ class RetryPolicy:
         self, retry: int, status: int, retry_after: float | None = None
     ) -> float | None:
         """The wait before retrying an answer with this status, or None: do not retry."""
-        return self.delay(retry, retry_after) if self.retries_status(status) else None
+        return self.delay(retry, retry_after) if self.retries_status(status, retry_after) else None
 
     def after_connection_error(
         self, retry: int, method: str, safe: bool, sent: bool

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import redis
 from confluent_kafka import Producer
 
 from aion.settings import Settings
@@ -88,6 +90,54 @@ def test_the_same_key_sent_concurrently_produces_one_command(
     assert {r.status_code for r in responses} == {202}
     assert len({r.json()["command_id"] for r in responses}) == 1
     assert commands_high_watermark(settings) == before + 1
+
+
+def left_by_a_crash(settings: Settings, tenant: str, key: str, owner: str) -> None:
+    """Turn an answered claim back into what an API killed before producing leaves behind:
+    the claim (with the digest the API computed) of an owner that never produced."""
+    client = redis.Redis.from_url(settings.redis)
+    name = f"aion:{tenant}:idempotency:{key}"
+    record = json.loads(client.get(name) or b"{}")
+    record.update(owner=owner, position=None, response=None)
+    client.set(name, json.dumps(record), ex=3600)
+
+
+def test_a_claim_whose_api_died_before_producing_is_taken_over_by_the_retry(
+    api: httpx.Client, settings: Settings
+) -> None:
+    """The attack: the API is killed between claiming the key and producing. Before, the
+    retry was answered 202 "pending" for a command never produced: the command was lost."""
+    tenant = new_tenant_id()
+    body = {"tenant_id": tenant, "display_name": "Crash"}
+    headers = {"Idempotency-Key": f"crash-{tenant}"}
+    first = api.post("/v1/tenants", json=body, headers=headers)
+    assert first.status_code == 202, first.text
+    left_by_a_crash(settings, tenant, headers["Idempotency-Key"], owner="killed-api")
+    before = commands_high_watermark(settings)
+    retry = api.post("/v1/tenants", json=body, headers={**headers, "Prefer": "wait=20"})
+    assert retry.status_code in (200, 201), retry.text  # produced again, then decided
+    assert "idempotent-replayed" not in retry.headers  # taken over, not replayed
+    assert retry.json()["command_id"] == first.json()["command_id"]
+    assert commands_high_watermark(settings) == before + 1
+    # The same command id twice on the topic: the decider applies it once.
+    assert [n for n, _ in events_for(settings, tenant)] == ["aion.tenant.TenantCreated"]
+
+
+def test_a_claim_whose_api_is_alive_and_producing_is_a_409_to_retry(
+    api: httpx.Client, settings: Settings
+) -> None:
+    tenant = new_tenant_id()
+    body = {"tenant_id": tenant, "display_name": "Slow"}
+    headers = {"Idempotency-Key": f"slow-{tenant}"}
+    assert api.post("/v1/tenants", json=body, headers=headers).status_code == 202
+    redis.Redis.from_url(settings.redis).set("aion:api:alive:slow-api", b"1", ex=30)
+    left_by_a_crash(settings, tenant, headers["Idempotency-Key"], owner="slow-api")
+    before = commands_high_watermark(settings)
+    retry = api.post("/v1/tenants", json=body, headers=headers)
+    problem = assert_problem(retry, 409, "Idempotency-Key")
+    assert problem["type"].endswith("idempotency-key-in-flight")
+    assert retry.headers["retry-after"] == "1"
+    assert commands_high_watermark(settings) == before  # a live owner is never overtaken
 
 
 def test_a_command_delivered_twice_changes_state_once(

@@ -44,10 +44,12 @@ def test_jitter_stays_in_the_upper_half_of_the_backoff() -> None:
     assert policy.backoff(3, rand=lambda: 0.5) == 3.0
 
 
-def test_only_429_and_503_are_retried() -> None:
+def test_only_429_503_and_a_409_in_flight_are_retried() -> None:
     policy = RetryPolicy(jitter=False)
     assert policy.after_status(1, 429) == 0.5
     assert policy.after_status(1, 503) == 0.5
+    # A 409 with Retry-After: the first request with this Idempotency-Key is still in flight.
+    assert policy.after_status(1, 409, retry_after=1.0) == 1.0
     for status in (400, 401, 403, 404, 409, 413, 415, 422, 500, 502):
         assert policy.after_status(1, status) is None, status
 
