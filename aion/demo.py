@@ -47,6 +47,7 @@ DEMO_STEPS: list[tuple[str, str, dict[str, Any]]] = [
                 "module_digest": "sha256:" + hashlib.sha256(ECHO_WASM).hexdigest(),
                 "quotas": {"fuel": 10_000_000, "memory_mb": 16, "timeout_ms": 2000},
                 "description": "Echoes its input back.",
+                "index_outputs": True,  # its outputs are searchable by meaning (decision 52)
             }
         },
     ),

@@ -117,6 +117,7 @@ def normalise_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "input_schema": manifest.get("input_schema"),
         "description": manifest.get("description", ""),
         "labels": dict(manifest.get("labels") or {}),
+        "index_outputs": manifest.get("index_outputs", False),
     }
 
 
@@ -200,6 +201,8 @@ def check_manifest(manifest: Any) -> Rejection | None:
             return Rejection("invalid", problem, "/manifest/input_schema")
     if not isinstance(m["description"], str):
         return Rejection("invalid", "description must be a string", "/manifest/description")
+    if not isinstance(m["index_outputs"], bool):
+        return Rejection("invalid", "index_outputs must be true or false", "/manifest/index_outputs")
     return None
 
 

@@ -271,7 +271,10 @@ def _decide_report(state: TaskState, command: Command) -> Decision:
         return Rejection("not_found", "the task does not exist", "/task_id")
     if command.payload.get("task_id") != state.task_id:
         return Rejection("invalid", "task_id does not match the task addressed", "/task_id")
-    return [Event(REPORTS[command.type], dict(command.payload))]
+    recorded = dict(command.payload)
+    if command.type == "aion.run.RecordRunSucceeded":
+        recorded["agent_name"] = state.agent_name
+    return [Event(REPORTS[command.type], recorded)]
 
 
 def _decide_finished(state: TaskState, command: Command) -> Decision:
@@ -290,7 +293,11 @@ def _decide_finished(state: TaskState, command: Command) -> Decision:
         events.append(Event(ARTIFACT_STORED, {**run, **{k: artifact[k] for k in ARTIFACT_FIELDS}}))
     spent = {"fuel_used": p["fuel_used"], "duration_ms": p["duration_ms"]}
     if p.get("output_digest") is not None:
-        outcome = {"output_digest": p["output_digest"], "output_bytes": p["output_bytes"]}
+        outcome = {
+            "output_digest": p["output_digest"],
+            "output_bytes": p["output_bytes"],
+            "agent_name": state.agent_name,
+        }
         events.append(Event(RUN_SUCCEEDED, {**run, **outcome, **spent}))
     else:
         failure = {"reason": p.get("failure_reason") or "trap", "message": p["failure_message"]}

@@ -28,6 +28,7 @@ from aion.metrics import PROJECTION_BATCH_SECONDS, PROJECTION_EVENTS
 from projections.decoding import Decoder
 from schemas.codec import Codec, DecodeError, RegistryUnavailable
 
+COMMIT_EVERY_S = 1.0
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("aion.projections")
 
@@ -155,13 +156,21 @@ class ProjectionRunner:
 
     def run(self) -> None:
         self.consumer.subscribe(list(self.projection.topics), on_assign=self._on_assign)
+        committed_at, uncommitted = 0.0, False
         with psycopg.connect(self.database_url) as conn:
             while not self.stopping.is_set():
                 messages = take_available(self.consumer, self.batch_size, timeout=0.5)
                 batch = [m for m in messages if self._usable(m)]
                 if batch:
                     self.apply_batch(conn, batch)
+                    uncommitted = True
+                # Kafka's offsets only show lag to the usual tools (the checkpoint is the
+                # truth): committed at most every COMMIT_EVERY_S, not once per batch.
+                if uncommitted and time.monotonic() - committed_at >= COMMIT_EVERY_S:
                     self.consumer.commit(asynchronous=True)
+                    committed_at, uncommitted = time.monotonic(), False
+        if uncommitted:
+            self.consumer.commit(asynchronous=False)
         self.consumer.close()
 
     def _usable(self, message: Message) -> bool:

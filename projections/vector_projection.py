@@ -11,7 +11,11 @@ nothing, and a replayed RunSucceeded neither fetches nor embeds again.
   without a vector (status "pending"). The kernel worker records the output artifact just
   before RunSucceeded, in the same partition; the note lives in Qdrant, not in memory,
   because the two may fall in different batches with a restart between them.
-- RunSucceeded: reads the output through ``fetch(object_key)`` and indexes its text.
+- RunSucceeded: reads the output through ``fetch(object_key)`` and indexes its text, for the
+  agents whose manifest says ``index_outputs`` (decision 52: an embedding costs more CPU than
+  the run itself, so it is opted into, not paid for every task). A success that names no agent
+  (recorded before RunSucceeded carried one) is indexed, as it was then. The note of an output
+  that is not indexed is removed.
 
 ``fetch`` raising LookupError means the object is gone: the output is skipped with a warning.
 Any other error propagates, so the runner retries the batch (an S3 outage loses nothing).
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -37,6 +42,7 @@ OUTPUT = "output"  # the artifact_id of a run's output (streams/kernel_worker.py
 MAX_TEXT_CHARS = 2000
 EXCERPT_CHARS = 280
 MAX_DEPTH = 20  # deeper JSON is not worth reading (and recursion must stay bounded)
+OPT_INS_CACHED = 4096  # (tenant, agent) -> index_outputs, remembered; the rest read from Qdrant
 
 
 class VectorProjection:
@@ -48,6 +54,24 @@ class VectorProjection:
         # Its own checkpoints per embedder: another model means a new collection, filled
         # by replaying the topics from the start.
         self.name = f"vectors.{store.embedder.name}"
+        self._opt_ins: OrderedDict[tuple[str, str], bool] = OrderedDict()
+
+    def indexes_outputs(self, tenant: str, agent_name: str | None) -> bool:
+        """Whether the agent's manifest opted its outputs into search (the agent's point
+        says, read once and remembered); a success that names no agent predates the choice."""
+        if agent_name is None:
+            return True
+        key = (tenant, agent_name)
+        if key not in self._opt_ins:
+            stored = self.store.get(tenant, "agent", agent_name)
+            self._remember(key, bool(stored is not None and stored.fields.get("index_outputs")))
+        self._opt_ins.move_to_end(key)
+        return self._opt_ins[key]
+
+    def _remember(self, key: tuple[str, str], opted: bool) -> None:
+        self._opt_ins[key] = opted
+        while len(self._opt_ins) > OPT_INS_CACHED:
+            self._opt_ins.popitem(last=False)
 
     def apply(self, record_name: str, value: dict[str, Any]) -> None:
         env = value["envelope"]
@@ -56,8 +80,10 @@ class VectorProjection:
             name, manifest = value["agent_name"], value["manifest"]
             text, fields = agent_text(manifest), agent_fields(name, manifest)
             self.store.put(tenant, [Entry("agent", name, version, text, INDEXED, fields)])
+            self._remember((tenant, name), fields["index_outputs"])
         elif env["aggregate_type"] == "agent" and record_name == RETIRED:
             reason = value.get("reason") or ""
+            self._opt_ins.pop((tenant, value["agent_name"]), None)
             self.store.retire(tenant, "agent", value["agent_name"], version, reason=reason)
         elif record_name == ARTIFACT_STORED and value["artifact_id"] == OUTPUT:
             self.store.put(tenant, [_pending(version, value)])
@@ -70,12 +96,26 @@ class VectorProjection:
         same batch (the kernel records both in one command, so they usually are)."""
         notes: dict[tuple[str, str], Entry] = {}
         ready: dict[str, list[Entry]] = {}
-        indexed = self._indexed_versions(records)
+        for record_name, value in records:  # agents first: a batch's opt-ins are current
+            if value["envelope"]["aggregate_type"] == "agent":
+                self.apply(record_name, value)
+        unindexed = {
+            (v["envelope"]["tenant_id"], v["run_id"])
+            for name, v in records
+            if name == RUN_SUCCEEDED
+            and not self.indexes_outputs(v["envelope"]["tenant_id"], v.get("agent_name"))
+        }
+        indexed = self._indexed_versions(records, unindexed)
         for record_name, value in records:
             env = value["envelope"]
             tenant, version = env["tenant_id"], int(env["aggregate_version"])
+            if env["aggregate_type"] == "agent":
+                continue  # applied above
             if record_name == ARTIFACT_STORED and value["artifact_id"] == OUTPUT:
                 notes[(tenant, value["run_id"])] = _pending(version, value)
+            elif record_name == RUN_SUCCEEDED and (tenant, value["run_id"]) in unindexed:
+                if notes.pop((tenant, value["run_id"]), None) is None:
+                    self.store.delete(tenant, "run_output", value["run_id"])  # a late note
             elif record_name == RUN_SUCCEEDED:
                 note = notes.pop((tenant, value["run_id"]), None)
                 if indexed.get((tenant, value["run_id"]), -1) >= version:
@@ -83,21 +123,20 @@ class VectorProjection:
                 entry = self._output_entry(tenant, version, value, note)
                 if entry is not None:
                     ready.setdefault(tenant, []).append(entry)
-            else:
-                self.apply(record_name, value)  # agents: few, in their order
         for (tenant, _), note in notes.items():
             ready.setdefault(tenant, []).append(note)  # its success comes in a later batch
         for tenant, entries in ready.items():
             self.store.put(tenant, entries)
 
     def _indexed_versions(
-        self, records: Sequence[tuple[str, dict[str, Any]]]
+        self, records: Sequence[tuple[str, dict[str, Any]]], unindexed: set[tuple[str, str]]
     ) -> dict[tuple[str, str], int]:
         """(tenant, run) -> the stored version of each output the batch's successes name."""
         runs: dict[str, list[str]] = {}
         for record_name, value in records:
-            if record_name == RUN_SUCCEEDED:
-                runs.setdefault(value["envelope"]["tenant_id"], []).append(value["run_id"])
+            tenant = value["envelope"]["tenant_id"]
+            if record_name == RUN_SUCCEEDED and (tenant, value["run_id"]) not in unindexed:
+                runs.setdefault(tenant, []).append(value["run_id"])
         found = {}
         for tenant, run_ids in runs.items():
             for run_id, version in self.store.versions(tenant, "run_output", run_ids).items():
@@ -105,6 +144,9 @@ class VectorProjection:
         return found
 
     def _index_output(self, tenant: str, version: int, value: dict[str, Any]) -> None:
+        if not self.indexes_outputs(tenant, value.get("agent_name")):
+            self.store.delete(tenant, "run_output", value["run_id"])  # its note, if any
+            return
         entry = self._output_entry(tenant, version, value, None)
         if entry is not None:
             self.store.put(tenant, [entry])
@@ -149,6 +191,7 @@ def agent_fields(name: str, manifest: dict[str, Any]) -> dict[str, Any]:
         "description": manifest.get("description") or "",
         "capabilities": [str(c) for c in manifest.get("capabilities") or []],
         "labels": dict(manifest.get("labels") or {}),
+        "index_outputs": bool(manifest.get("index_outputs")),
     }
 
 

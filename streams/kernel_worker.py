@@ -66,6 +66,10 @@ PUT_BLINDLY_BYTES = 64 << 10  # smaller artifacts are written without looking th
 PREFETCH_PER_THREAD = 16  # dispatches taken per run thread before the consumer pauses
 BUSY_POLL_S = 0.005  # with runs in flight, look back soon: a finished run's offset waits
 IDLE_POLL_S = 0.2
+# Finished runs' offsets are committed at most this often: a commit per run was an
+# OffsetCommit request (and a __consumer_offsets record) per task. A killed worker's next owner
+# redoes at most this much more, and the report's run id makes a redone run a no-op.
+COMMIT_EVERY_S = 0.25
 
 
 def produced_files(scratch: Path) -> list[tuple[str, bytes]]:
@@ -341,10 +345,13 @@ class KernelWorker:
         # Dispatches taken ahead of the pool: runs queue for a thread instead of waiting for
         # a poll round, and reports of finished runs are acked while others run.
         most = max(self.settings.kernel_concurrency * PREFETCH_PER_THREAD, 8)
+        committed_at = 0.0
         try:
             while not self.stopping.is_set():
                 self.starts.report_long(self.reporter)
-                self.commit_finished(consumer, inflight)
+                if time.monotonic() - committed_at >= COMMIT_EVERY_S:
+                    self.commit_finished(consumer, inflight)
+                    committed_at = time.monotonic()
                 if len(inflight) >= most:
                     # Full: wait for a run to end instead of pausing the consumer (a paused
                     # partition drops what was fetched ahead, and librdkafka then holds its

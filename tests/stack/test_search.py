@@ -42,7 +42,10 @@ def test_agents_and_outputs_are_found_by_meaning_and_never_across_tenants(
         "resizer": "Crops and scales photographs to thumbnails.",
     }
     for name, description in described.items():
-        assert agent(api, tenant, name, echo, description=description).status_code == 201
+        # Outputs are indexed for the agents that opt in (decision 52); the resizer does not.
+        opted = name != "resizer"
+        deployed = agent(api, tenant, name, echo, description=description, index_outputs=opted)
+        assert deployed.status_code == 201, deployed.text
     hits = search(api, tenant, "write a brief summary of this document", 3, kind="agent")
     assert hits[0]["id"] == "summarizer", hits
     hits = search(api, tenant, "make my picture smaller", 3, kind="agent")
@@ -50,11 +53,16 @@ def test_agents_and_outputs_are_found_by_meaning_and_never_across_tenants(
 
     run_task(api, settings, tenant, "translator", {"text": "the weather in Paris is sunny"},
              "TaskSucceeded")  # fmt: skip
+    run_task(api, settings, tenant, "resizer", {"text": "heavy rain is falling over France"},
+             "TaskSucceeded")  # fmt: skip
     run_task(api, settings, tenant, "summarizer", {"text": "quarterly revenue grew by ten percent"},
              "TaskSucceeded")  # fmt: skip
     outputs = search(api, tenant, "is it raining in France?", 2, kind="run_output")
     assert outputs[0]["kind"] == "run_output"
     assert "Paris" in str(outputs[0]), outputs
+    # The summarizer's output (projected after the resizer's) is in: the resizer's never is.
+    assert "revenue" in str(outputs), outputs
+    assert "heavy rain" not in str(outputs), outputs
 
     other = new_tenant(api)
     assert search(api, other, "write a brief summary of this document", 1) == []

@@ -147,6 +147,7 @@ def test_deploy_emits_agent_deployed_with_every_default_filled() -> None:
                     "input_schema": None,
                     "description": "",
                     "labels": {},
+                    "index_outputs": False,
                 },
             },
         )
@@ -163,6 +164,7 @@ def test_deploy_with_every_field_set_keeps_them() -> None:
         input_schema='{"type": "object"}',
         description="Summarises",
         labels={"team": "a"},
+        index_outputs=True,
     )
     decision = AGG.handle(AGG.initial(), deploy(m), CTX)
     assert isinstance(decision, list)

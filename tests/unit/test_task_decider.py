@@ -120,7 +120,7 @@ def run_succeeded(attempt: int = 1) -> Event:
     return Event(
         task.RUN_SUCCEEDED,
         {"task_id": "t-1", "run_id": f"r{attempt}", "output_digest": f"sha256:{attempt}",
-         "output_bytes": 10, "fuel_used": 5, "duration_ms": 7},
+         "output_bytes": 10, "fuel_used": 5, "duration_ms": 7, "agent_name": "summarizer"},
     )  # fmt: skip
 
 
@@ -547,7 +547,8 @@ def test_a_whole_run_report_records_the_run_events_of_the_one_fact_reports_in_or
         Event(task.RUN_STARTED, {**run, "attempt": 1, "worker": "w1"}),
         Event(task.ARTIFACT_STORED, {**run, **ARTIFACT}),
         Event(task.RUN_SUCCEEDED, {**run, "output_digest": "sha256:0", "output_bytes": 2,
-                                   "fuel_used": 5, "duration_ms": 3}),
+                                   "agent_name": "summarizer", "fuel_used": 5,
+                                   "duration_ms": 3}),
     ]  # fmt: skip
     assert AGG.fold(state, decision).status == "running"  # the orchestrator ends the task
 

@@ -254,7 +254,7 @@ def artifact(version: int, run: str, key: str, artifact_id: str = "output") -> d
     )
 
 
-def succeeded(version: int, run: str, key: str) -> dict[str, Any]:
+def succeeded(version: int, run: str, key: str, agent: str | None = None) -> dict[str, Any]:
     return event(
         "task",
         ACME,
@@ -265,6 +265,7 @@ def succeeded(version: int, run: str, key: str) -> dict[str, Any]:
         output_bytes=10,
         fuel_used=1,
         duration_ms=1,
+        agent_name=agent,
     )
 
 
@@ -352,6 +353,36 @@ def test_a_batch_indexes_its_outputs_together_and_notes_only_the_unfinished(
     projection.apply_batch(first)  # a replay: nothing is read or changed
     assert s3.reads == ["k1", "k2", "k3"]
     assert store.get(ACME, "run_output", "run-1").version == 6  # type: ignore[union-attr]
+
+
+def test_only_the_outputs_of_agents_that_opted_in_are_indexed(store: VectorStore) -> None:
+    """An embedding costs more than the run (decision 52): ``index_outputs`` opts in."""
+    objects = {k: b'{"summary": "invoice total is 42 EUR"}' for k in ("k1", "k2", "k3", "k4")}
+    s3 = FakeS3(objects)
+    projection = VectorProjection(store, s3.fetch)
+    projection.apply_batch(
+        [
+            (DEPLOYED, event("agent", ACME, 1, agent_name="quiet",
+                             manifest=manifest("quiet", "no search"))),
+            (DEPLOYED, event("agent", ACME, 1, agent_name="loud",
+                             manifest=manifest("loud", "search me", index_outputs=True))),
+            (ARTIFACT_STORED, artifact(5, "run-1", "k1")),
+            (RUN_SUCCEEDED, succeeded(6, "run-1", "k1", agent="quiet")),
+            (ARTIFACT_STORED, artifact(5, "run-2", "k2")),
+            (RUN_SUCCEEDED, succeeded(6, "run-2", "k2", agent="loud")),
+            (ARTIFACT_STORED, artifact(5, "run-3", "k3")),  # succeeds in the next batch
+        ]
+    )  # fmt: skip
+    assert store.get(ACME, "run_output", "run-1") is None  # no note left, no embedding
+    assert store.get(ACME, "run_output", "run-2").status == vectors.INDEXED  # type: ignore[union-attr]
+    projection.apply_batch([(RUN_SUCCEEDED, succeeded(6, "run-3", "k3", agent="quiet"))])
+    assert store.get(ACME, "run_output", "run-3") is None  # its late note is removed
+    assert s3.reads == ["k2"]
+    # Another process (no memory of the deployments) reads the opt-in from the agent's point.
+    fresh = VectorProjection(store, s3.fetch)
+    fresh.apply(RUN_SUCCEEDED, succeeded(6, "run-4", "k4", agent="quiet"))
+    assert fresh.indexes_outputs(ACME, "loud") and not fresh.indexes_outputs(ACME, "quiet")
+    assert store.get(ACME, "run_output", "run-4") is None and s3.reads == ["k2"]
 
 
 def test_outputs_that_cannot_be_indexed_are_skipped(store: VectorStore) -> None:

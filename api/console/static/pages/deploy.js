@@ -26,6 +26,7 @@ function manifestOf(form) {
     },
     capabilities: [...form.querySelectorAll("input[name=capabilities]:checked")].map((c) => c.value),
     description: form.description.value,
+    index_outputs: form.index_outputs.checked,
   };
   if (form.input_schema.value.trim()) manifest.input_schema = form.input_schema.value.trim();
   for (const [k, v] of Object.entries(manifest.quotas)) if (v === undefined) delete manifest.quotas[k];
@@ -66,6 +67,8 @@ export function render(view) {
     field({ label: "Input schema", name: "input_schema", pointer: "/manifest/input_schema", rows: 4, code: true,
       hint: "a JSON Schema for task inputs (optional)" }),
     field({ label: "Description", name: "description", pointer: "/manifest/description", rows: 2 }),
+    h("label", { class: "inline" }, h("input", { type: "checkbox", name: "index_outputs", value: "yes" }),
+      " Index run outputs for search by meaning (an embedding per run)"),
     h("label", { class: "inline" }, h("input", { type: "checkbox", name: "update", value: "yes" }),
       " A new version of an existing agent"),
     h("details", {}, h("summary", {}, "Manifest as sent"), preview),
