@@ -202,7 +202,8 @@ def check_manifest(manifest: Any) -> Rejection | None:
     if not isinstance(m["description"], str):
         return Rejection("invalid", "description must be a string", "/manifest/description")
     if not isinstance(m["index_outputs"], bool):
-        return Rejection("invalid", "index_outputs must be true or false", "/manifest/index_outputs")
+        where = "/manifest/index_outputs"
+        return Rejection("invalid", "index_outputs must be true or false", where)
     return None
 
 

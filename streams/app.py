@@ -16,6 +16,7 @@ from aion.settings import Settings
 from aion.stack.s3 import s3_client
 from schemas.codec import Codec
 from schemas.topics import COMMANDS, DEADLETTER, TOPICS
+from streams.emitter import Emitter
 
 
 class StreamsApp:
@@ -41,6 +42,9 @@ class StreamsApp:
             broker_commit_every=100,
             broker_commit_interval=1.0,
             producer_acks=-1,
+            # Faust's producer writes the tables' changelogs: a few ms of linger packs a
+            # batch's documents into fewer, larger produce requests.
+            producer_linger=0.005,
             # Kafka's usual 10 s (Faust's default is 60 s): a crashed worker's partitions move
             # to the others within seconds, not a minute.
             broker_session_timeout=10.0,
@@ -65,6 +69,11 @@ class StreamsApp:
         )
         # tenant -> when the timer last asked it to tick (monotonic seconds), for which due time
         self.ticked: dict[str, tuple[float, int]] = {}
+
+    @cached_property
+    def emitter(self) -> Emitter:
+        """The producer of the command processor's own messages (``streams.emitter``)."""
+        return Emitter(self.settings.kafka, int(self.app.conf.producer_max_request_size))
 
     @cached_property
     def codec(self) -> Codec:

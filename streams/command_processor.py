@@ -111,7 +111,7 @@ async def handle_batch(
                 break
             with processing(event):
                 await handle(streams, table, batch, event, Handling(position, remembered, attempts))
-        failure = await batch.settle()
+        failure = await batch.settle(streams.emitter.flush)
         if failure is None:
             store(streams, table, batch.decided)
             return
@@ -329,14 +329,10 @@ async def send(
 ) -> None:
     """Send the command's messages; one the client refuses at once halts the batch there."""
     for outgoing in ready:
-        topic = streams.topics[outgoing.emission.topic]
-        # Faust's own future of the message, the one its error is set on: awaiting it (in
-        # ``settle``) is what reads that error, so none is left "never retrieved".
-        ack = topic.as_future_message(
-            key=outgoing.key, value=outgoing.value, headers=outgoing.headers
-        )
         try:
-            await topic.publish_message(ack)
+            ack = streams.emitter.send(
+                outgoing.emission.topic, outgoing.key, outgoing.value, outgoing.headers
+            )
         except Exception as exc:  # e.g. the client's own size check: settled with the others
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,8 +99,11 @@ class GroupCommit:
         self.overlay.update(decided.writes)
         self.decided.append(decided)
 
-    async def settle(self) -> Failure | None:
-        """Wait for every message the batch sent; the first failure in command order."""
+    async def settle(self, flush: Callable[[], Awaitable[None]] | None = None) -> Failure | None:
+        """Wait for every message the batch sent (``flush`` resolves their acks); the first
+        failure in command order."""
+        if flush is not None:
+            await flush()
         results = await asyncio.gather(
             *(ack for decided in self.decided for ack in decided.acks), return_exceptions=True
         )

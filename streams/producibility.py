@@ -23,6 +23,8 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from confluent_kafka import KafkaError as LibrdkafkaError
+from confluent_kafka import KafkaException
 
 REASON_CHARS = 500  # a refusal's reason is cut to this: the rejection must stay small
 CONFLICT = "conflict"  # re-planned after a refusal, it would change what the broker holds
@@ -33,6 +35,9 @@ BROKER_REFUSED = "broker_refused"
 # 10 MESSAGE_TOO_LARGE, 18 RECORD_LIST_TOO_LARGE, 32 INVALID_TIMESTAMP. (87 INVALID_RECORD
 # reaches us from aiokafka as UnknownError, without its code: it is waited out.)
 MESSAGE_REFUSALS = frozenset({10, 18, 32})
+# The same refusals as librdkafka reports them (streams/emitter.py), with 87 INVALID_RECORD, which
+# it does name (a message over the client's own limit is refused at once, with code 10).
+LIBRDKAFKA_REFUSALS = frozenset({10, 18, 32, 87})
 REFUSAL_TYPES = (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
@@ -93,6 +98,8 @@ def is_message_refusal(error: BaseException) -> bool:
     what it is: retrying it can only fail again. Timeouts, unavailable brokers and refusals of
     every message alike (authorization, unknown topic) are not: they are waited out."""
     cause = root_error(error)
+    if isinstance(cause, KafkaException) and isinstance(cause.args[0], LibrdkafkaError):
+        return cause.args[0].code() in LIBRDKAFKA_REFUSALS
     if isinstance(cause, KafkaTimeoutError):
         return False
     if isinstance(cause, REFUSAL_TYPES):
@@ -103,6 +110,8 @@ def is_message_refusal(error: BaseException) -> bool:
 def broker_refused(record: str, topic: str, error: BaseException) -> Refusal:
     cause = root_error(error)
     name = type(cause).__name__
+    if isinstance(cause, KafkaException) and isinstance(cause.args[0], LibrdkafkaError):
+        name = str(cause.args[0].name())
     # The client's text carries no size: the broker's answer is the same on every replay.
     return refusal(BROKER_REFUSED, f"Kafka refused {record} on {topic}: {name}")
 

@@ -19,6 +19,8 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     for_code,
 )
+from confluent_kafka import KafkaError as LibrdkafkaError
+from confluent_kafka import KafkaException
 from faust.exceptions import ProducerSendError
 
 from commands.model import Command
@@ -113,6 +115,34 @@ def test_refusals_of_the_message_itself_are_final(error: Exception) -> None:
 )
 def test_other_failures_are_waited_out(error: Exception) -> None:
     assert not is_message_refusal(error)
+
+
+def librdkafka(code: int) -> KafkaException:
+    """An error as the emitter (streams/emitter.py) resolves a failed delivery with it."""
+    return KafkaException(LibrdkafkaError(code))
+
+
+@pytest.mark.parametrize("code", [10, 18, 32, 87])
+def test_librdkafkas_refusals_of_the_message_itself_are_final(code: int) -> None:
+    assert is_message_refusal(librdkafka(code))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        LibrdkafkaError._MSG_TIMED_OUT,
+        LibrdkafkaError._TRANSPORT,
+        LibrdkafkaError.NOT_LEADER_FOR_PARTITION,
+        LibrdkafkaError.TOPIC_AUTHORIZATION_FAILED,
+    ],
+)
+def test_librdkafkas_other_failures_are_waited_out(code: int) -> None:
+    assert not is_message_refusal(librdkafka(code))
+
+
+def test_a_librdkafka_refusal_is_named_by_its_code() -> None:
+    refused = broker_refused("aion.tenant.TenantCreated", "t", librdkafka(10))
+    assert refused.reason == "Kafka refused aion.tenant.TenantCreated on t: MSG_SIZE_TOO_LARGE"
 
 
 def test_a_broker_refusal_reads_the_same_on_every_replay() -> None:
