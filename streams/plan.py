@@ -172,8 +172,10 @@ class _Planning:
             if other is None:
                 return None
             key = state_key(aggregate_type, aggregate_id)
-            if key not in self.states and not self.read(key):
-                return None
+            if key not in self.states:
+                self.document(key)  # read once: the state below comes from the same read
+                if key in self.absent:
+                    return None
             return other.summary(self.state(other, aggregate_id))
 
         return Context(now_ms=self.now_ms, lookup=lookup)
