@@ -19,13 +19,13 @@ command's reads and writes run with its own event set there (``processing``).
 from __future__ import annotations
 
 import asyncio
-import json
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from faust import streams as faust_streams
 from faust.types import EventT
 
@@ -92,7 +92,7 @@ class GroupCommit:
     def read(self, key: str, stored: Any) -> dict[str, Any] | None:
         """The document as the batch left it so far (None if it deleted it), else as stored."""
         raw = self.overlay[key] if key in self.overlay else stored.get(key)
-        return json.loads(raw) if raw else None
+        return orjson.loads(raw) if raw else None
 
     def add(self, decided: Decided) -> None:
         """A command whose messages were sent: later commands of the batch read its writes."""

@@ -9,10 +9,11 @@ nothing of it reaches the broker or the batch's overlay (decision 49).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from schemas.topics import max_message_bytes
 from streams import failpoints
@@ -86,7 +87,7 @@ def encode_writes(
     """The documents as stored (JSON; None deletes one), or a refusal when one would not fit
     its table's changelog."""
     encoded = {
-        key: None if document is None else json.dumps(document).encode()
+        key: None if document is None else orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS)
         for key, document in writes.items()
     }
     for key, raw in encoded.items():
