@@ -17,6 +17,7 @@ from aion.stack.s3 import s3_client
 from schemas.codec import Codec
 from schemas.topics import COMMANDS, DEADLETTER, TOPICS
 from streams.emitter import Emitter
+from streams.fetching import Transport
 
 
 class StreamsApp:
@@ -50,6 +51,8 @@ class StreamsApp:
             broker_session_timeout=10.0,
             broker_heartbeat_interval=3.0,
         )
+        # Faust's consumer, but with fetches the broker answers within 10 ms (streams.fetching).
+        self.app.transport = Transport(self.app.conf.broker_consumer, self.app)
         self.topics = {
             spec.name: self.app.topic(spec.name, key_type=bytes, value_type=bytes)
             for spec in TOPICS
