@@ -34,8 +34,8 @@ from tests.stack.kafka_reading import reader
 from tests.stack.test_kernel_runs import agent, example
 from tests.stack.test_orchestration import new_tenant
 
-TASKS = 800
-RATE = 50.0  # tasks/s the client submits: the load spans every kill
+TASKS = 2000
+RATE = 100.0  # tasks/s the client submits: the load spans every kill
 KILLED = ("worker", "kernel", "projector", "serve")
 ENDINGS = {"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskCancelled", "TaskRejected"}
 
