@@ -8,7 +8,8 @@ on the event loop, so one batch of commands costs one hop to a thread, not one p
 
 Idempotence keeps a partition's messages in order and free of retry duplicates; a message not
 delivered within ``DELIVERY_TIMEOUT_MS`` fails (it is not left queued to arrive later while the
-batch is handled again).
+batch is handled again). Nothing needs flushing at shutdown: a batch's documents are stored
+only after its flush, so a batch cut short is handled again by the partition's next owner.
 """
 
 from __future__ import annotations
@@ -80,6 +81,3 @@ class Emitter:
         for future in unsettled:
             if not future.done():
                 future.set_exception(KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT)))
-
-    def close(self) -> None:
-        self.producer.flush(5)
