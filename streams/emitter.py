@@ -26,7 +26,10 @@ FULL_QUEUE_POLL_S = 0.01
 
 
 class Emitter:
-    def __init__(self, bootstrap: str, max_request_size: int) -> None:
+    def __init__(
+        self, bootstrap: str, max_request_size: int, delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS
+    ) -> None:
+        self.delivery_timeout_ms = delivery_timeout_ms
         self.producer = Producer(
             producer_config(
                 bootstrap,
@@ -36,7 +39,7 @@ class Emitter:
                     "linger.ms": LINGER_MS,
                     "compression.type": "lz4",  # aiokafka (Faust) reads it through cramjam
                     "message.max.bytes": max_request_size,
-                    "delivery.timeout.ms": DELIVERY_TIMEOUT_MS,
+                    "delivery.timeout.ms": delivery_timeout_ms,
                 },
             )
         )
@@ -67,7 +70,7 @@ class Emitter:
     async def flush(self) -> None:
         """Wait until every queued message was delivered or failed, then resolve their
         futures; one still unanswered after the delivery timeout fails as timed out."""
-        timeout_s = DELIVERY_TIMEOUT_MS / 1000 + 5
+        timeout_s = self.delivery_timeout_ms / 1000 + 5
         await asyncio.to_thread(self.producer.flush, timeout_s)
         reported, self._reported = self._reported, []
         for future, error in reported:
