@@ -262,3 +262,29 @@ def test_a_task_input_that_breaks_the_agents_input_schema_is_a_422_naming_the_pa
         f"{t}/tasks", json={"agent_name": "typed", "input": '{"text": "hi"}'}, headers=WAIT
     )
     assert right.status_code == 201, right.text
+
+
+def test_a_hostile_input_pattern_neither_stalls_the_partition_nor_deploys_if_it_backtracks(
+    api: httpx.Client,
+) -> None:
+    """Issue 17, finding 1, the attack as the review ran it: an agent whose input_schema has
+    ``^(a+)+$`` and a task input of 'a's then '!'. With Python's ``re`` 40 of them take ~2**40
+    steps: the worker never answered within the wait, and every command of the tenant's
+    partition queued behind it. On RE2 it is refused at once, and the next command of the same
+    tenant is decided."""
+    tenant = new_tenant(api)
+    t = f"/v1/tenants/{tenant}"
+    evil = '{"properties": {"s": {"type": "string", "pattern": "^(a+)+$"}}}'
+    deployed = api.post(f"{t}/agents", json={"manifest": manifest("evil", input_schema=evil)},
+                        headers=WAIT)  # fmt: skip
+    assert deployed.status_code == 201, deployed.text
+    attack = {"agent_name": "evil", "input": '{"s": "' + "a" * 40 + '!"}'}
+    problem = assert_problem(api.post(f"{t}/tasks", json=attack, headers=WAIT), 422, "/input")
+    assert "at /s" in problem["detail"]
+    after = {"agent_name": "evil", "input": '{"s": "aaa"}'}
+    assert api.post(f"{t}/tasks", json=after, headers=WAIT).status_code == 201
+    backtracking = manifest(
+        "backref", input_schema='{"properties": {"s": {"pattern": "(a)\\\\1"}}}'
+    )
+    refused = api.post(f"{t}/agents", json={"manifest": backtracking}, headers=WAIT)
+    assert "RE2" in assert_problem(refused, 422, "/manifest/input_schema")["detail"]
