@@ -272,6 +272,32 @@ def test_progress_is_streamed_as_run_progress_events(
     assert names(events).index("RunStarted") < names(events).index("RunProgress")
 
 
+def test_a_scratch_html_file_is_served_inert_as_an_attachment(
+    api: httpx.Client, settings: Settings, tenant: str
+) -> None:
+    """Issue 17, finding 5, the attack: a tenant's module leaves ``x.html`` with a script in
+    it; the link to it must never run that script on the API's origin."""
+    wasm = unit_module("wasi_scratch_html")
+    granted = agent(api, tenant, "xss", wasm, abi="wasi_command", capabilities=["scratch_dir"])
+    assert granted.status_code == 201, granted.text
+    events = run_task(api, settings, tenant, "xss", {}, "TaskSucceeded")
+    stored = next(v for n, v in events if n.endswith(".ArtifactStored") and
+                  v["artifact_id"] == "file:x.html")  # fmt: skip
+    assert stored["content_type"] == "text/html"  # recorded as what it is...
+    path = f"/v1/tenants/{tenant}/tasks/{stored['task_id']}/runs/{stored['run_id']}/artifacts"
+    page = api.get(f"{path}/file:x.html")
+    assert page.status_code == 200, page.text
+    assert page.content == b"<script>alert(document.cookie)</script>"
+    # ...and served as nothing a browser runs, to be saved, never rendered on our origin.
+    assert page.headers["content-type"] == "application/octet-stream"
+    assert page.headers["content-disposition"] == 'attachment; filename="x.html"'
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["content-security-policy"].startswith("sandbox")
+    output = api.get(f"{path}/output")
+    assert output.headers["content-type"] == "application/json"  # passive: as recorded
+    assert output.headers["content-disposition"] == 'attachment; filename="output"'
+
+
 def test_files_left_in_a_granted_scratch_directory_become_artifacts(
     api: httpx.Client, settings: Settings, tenant: str
 ) -> None:
