@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from api.problems import Problem
 
 DEFAULT_LIMIT = 50
@@ -51,7 +53,9 @@ class Listing:
             after = decode_cursor(params["cursor"], len(self.order))
             sign = "<" if self.descending else ">"
             where.append(f"({', '.join(self.order)}) {sign} ({', '.join(['%s'] * len(after))})")
-            values.extend(after)
+            # As text: Postgres reads each as its sort column's type (a forged one is a
+            # DataError, the caller's 400), where an int would make the comparison fail.
+            values.extend(str(v) for v in after)
         direction = " desc" if self.descending else ""
         sql = (
             f"select {', '.join(self.columns)} from {self.table}"
@@ -66,6 +70,27 @@ class Listing:
         if len(rows) > limit:
             next_cursor = encode_cursor([items[-1][c] for c in self.order])
         return {"items": [jsonable(r) for r in items], "next_cursor": next_cursor}
+
+
+async def fetch_page(
+    cur: psycopg.AsyncCursor[Any], sql: str, values: list[Any], params: Mapping[str, str]
+) -> list[Any]:
+    """The page's rows; a cursor or filter value the database cannot read as its column's type
+    (a forged cursor: text where a time goes, a NUL, a number out of range) is the caller's
+    400, not a 500 (issue 17)."""
+    try:
+        await cur.execute(sql, values)
+    except psycopg.DataError as exc:
+        field = "cursor" if params.get("cursor") else None
+        what = "cursor must be a next_cursor value returned by this list"
+        raise Problem(
+            400,
+            "invalid-cursor" if field else "invalid-parameter",
+            "Invalid cursor" if field else "Invalid query parameter",
+            what if field else f"a filter value is not valid here: {exc.diag.message_primary}",
+            field=field,
+        ) from exc
+    return await cur.fetchall()
 
 
 def parse_limit(raw: str | None) -> int:
@@ -97,7 +122,11 @@ def decode_cursor(cursor: str, parts: int) -> list[Any]:
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         key = None
-    if not isinstance(key, list) or len(key) != parts:
+    if (
+        not isinstance(key, list)
+        or len(key) != parts
+        or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in key)
+    ):
         raise Problem(
             400,
             "invalid-cursor",

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.listing import Listing, jsonable
+from api.listing import Listing, fetch_page, jsonable
 from api.problems import Problem
 from api.state import ApiState
 
@@ -208,8 +208,7 @@ def list_endpoint(listing: Listing) -> Any:
         async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             headers = await after_command(request, cur)
             await require_tenant(cur, path["tenant"])
-            await cur.execute(sql, values)
-            rows = await cur.fetchall()
+            rows = await fetch_page(cur, sql, values, request.query_params)
         return JSONResponse(listing.page(rows, limit), headers=headers)
 
     return endpoint

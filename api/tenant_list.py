@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.listing import decode_cursor, encode_cursor, jsonable, parse_limit
+from api.listing import decode_cursor, encode_cursor, fetch_page, jsonable, parse_limit
 from api.state import ApiState
 
 PATH = "/v1/tenants"
@@ -40,14 +40,13 @@ async def list_tenants(request: Request) -> Response:
         values.append(like_prefix(params["prefix"]))
     if params.get("cursor"):
         where.append("tenant_id > %s")
-        values.append(decode_cursor(params["cursor"], 1)[0])
+        values.append(str(decode_cursor(params["cursor"], 1)[0]))
     sql = (
         f"select {', '.join(TENANT_COLUMNS)} from tenants where {' and '.join(where)}"
         f" order by tenant_id limit {limit + 1}"
     )
     async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, values)
-        rows = await cur.fetchall()
+        rows = await fetch_page(cur, sql, values, params)
     items = rows[:limit]
     next_cursor = encode_cursor([items[-1]["tenant_id"]]) if len(rows) > limit else None
     return JSONResponse({"items": [jsonable(r) for r in items], "next_cursor": next_cursor})

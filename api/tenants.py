@@ -6,7 +6,7 @@ from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.listing import Listing
+from api.listing import Listing, fetch_page
 from api.problems import Problem
 from api.state import ApiState
 
@@ -51,6 +51,5 @@ async def list_users(request: Request) -> Response:
             raise Problem(
                 404, "not-found", "Tenant not found", f"no tenant {tenant_id}", field="tenant"
             )
-        await cur.execute(sql, values)
-        rows = await cur.fetchall()
+        rows = await fetch_page(cur, sql, values, request.query_params)
     return JSONResponse(USERS.page(rows, limit), headers={"ETag": f'"{found["version"]}"'})

@@ -3,6 +3,7 @@ and tenant isolation on every query."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -96,6 +97,22 @@ def test_lists_page_with_cursors_and_filter(api: httpx.Client, tenant: str) -> N
     assert_problem(api.get(f"{t}/tasks", params={"after": "nonsense"}), 422, "after")
     assert_problem(api.get(f"{t}/tasks", params={"limit": 0}), 422, "limit")
     assert_problem(api.get(f"{t}/tasks", params={"cursor": "garbage!"}), 400, "cursor")
+
+
+FORGED = ['["x","y"]', "[1,2]", '[{"a":1},2]', '["2026-01-01T00:00:00Z","\\u0000"]',
+          "[1e400,1]", '["2026-13-45",""]', "[[],[]]"]  # fmt: skip
+
+
+@pytest.mark.parametrize("forged", FORGED)
+def test_a_forged_cursor_is_a_400_not_a_500(api: httpx.Client, tenant: str, forged: str) -> None:
+    """Issue 17, finding 14: well-formed cursors whose values the database cannot read as the
+    sort key's types (text for a time, a NUL, a number out of range) answered 500."""
+    cursor = base64.urlsafe_b64encode(forged.encode()).decode().rstrip("=")
+    for path in (f"/v1/tenants/{tenant}/tasks", f"/v1/tenants/{tenant}/users"):
+        problem = assert_problem(api.get(path, params={"cursor": cursor}), 400, "cursor")
+        assert problem["type"].endswith("invalid-cursor")
+    tenants = api.get("/v1/tenants", params={"cursor": cursor})  # the platform's list: one part
+    assert_problem(tenants, 400, "cursor")
 
 
 def test_users_page_with_cursors(api: httpx.Client) -> None:
