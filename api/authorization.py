@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -174,11 +175,13 @@ def decide(
 
 
 class TenantPolicies:
-    """A tenant's active policies from the read model, cached for a few seconds per tenant."""
+    """A tenant's active policies from the read model, cached for a few seconds per tenant,
+    for at most ``tenants`` tenants (the least recently stored leaves first: issue 17)."""
 
-    def __init__(self, ttl_s: float = 2.0) -> None:
+    def __init__(self, ttl_s: float = 2.0, tenants: int = 4096) -> None:
         self.ttl_s = ttl_s
-        self._cache: dict[str, tuple[float, tuple[tuple[str, str], ...]]] = {}
+        self.tenants = tenants
+        self._cache: OrderedDict[str, tuple[float, tuple[tuple[str, str], ...]]] = OrderedDict()
 
     def cached(self, tenant: str) -> tuple[tuple[str, str], ...] | None:
         hit = self._cache.get(tenant)
@@ -191,7 +194,13 @@ class TenantPolicies:
     ) -> tuple[tuple[str, str], ...]:
         key = tuple(sorted(policies))
         self._cache[tenant] = (time.monotonic(), key)
+        self._cache.move_to_end(tenant)
+        while len(self._cache) > self.tenants:
+            self._cache.popitem(last=False)
         return key
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
 def schema_actions(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import os
 import re
 import tempfile
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import wasmtime
 
 from kernel.engine import engine_fingerprint
 
+MODULES_IN_MEMORY = 256  # compiled modules kept in memory; the disk cache keeps every one
+LOCK_STRIPES = 64  # concurrent compilations of different modules rarely share a stripe
 log = logging.getLogger(__name__)
 
 DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
@@ -58,13 +61,21 @@ class ModuleCache:
     The directory must be writable by the kernel only (a planted file is native code).
     """
 
-    def __init__(self, engine: wasmtime.Engine, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        cache_dir: Path | None = None,
+        in_memory: int = MODULES_IN_MEMORY,
+    ) -> None:
         self.engine = engine
         self.cache_dir = cache_dir
         self.fingerprint = engine_fingerprint()
         self.stats = CacheStats()
-        self._modules: dict[str, wasmtime.Module] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        # Bounded (issue 17): the least recently used compiled module leaves memory first; the
+        # disk cache still has it. One lock per stripe, not per digest ever seen.
+        self.in_memory = in_memory
+        self._modules: OrderedDict[str, wasmtime.Module] = OrderedDict()
+        self._locks = tuple(threading.Lock() for _ in range(LOCK_STRIPES))
         self._guard = threading.Lock()
         if cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)
@@ -80,12 +91,12 @@ class ModuleCache:
         expected = digest_hex(digest)
         if hashlib.sha256(wasm).hexdigest() != expected:
             raise ModuleError(f"the module's sha256 does not match its digest {digest}")
-        module = self._modules.get(digest)
+        module = self._recall(digest)
         if module is not None:
             self._count("memory_hits")
             return module
         with self._lock_for(digest):
-            module = self._modules.get(digest)
+            module = self._recall(digest)
             if module is not None:
                 self._count("memory_hits")
                 return module
@@ -94,21 +105,39 @@ class ModuleCache:
                 module = self._compile(wasm)
                 self._count("compiles")
                 self._store(digest, module)
-            self._modules[digest] = module
+            self._keep(digest, module)
             return module
 
     def cached(self, digest: str) -> wasmtime.Module | None:
         """The module if it is in memory or on disk, without its bytes (None otherwise)."""
         digest_hex(digest)
-        module = self._modules.get(digest)
+        module = self._recall(digest)
         if module is not None:
             self._count("memory_hits")
             return module
         with self._lock_for(digest):
-            module = self._modules.get(digest) or self._load(digest)
+            module = self._recall(digest) or self._load(digest)
             if module is not None:
-                self._modules[digest] = module
+                self._keep(digest, module)
             return module
+
+    def _recall(self, digest: str) -> wasmtime.Module | None:
+        with self._guard:
+            module = self._modules.get(digest)
+            if module is not None:
+                self._modules.move_to_end(digest)
+            return module
+
+    def _keep(self, digest: str, module: wasmtime.Module) -> None:
+        with self._guard:
+            self._modules[digest] = module
+            self._modules.move_to_end(digest)
+            while len(self._modules) > self.in_memory:
+                self._modules.popitem(last=False)
+
+    def in_memory_count(self) -> int:
+        with self._guard:
+            return len(self._modules)
 
     def _compile(self, wasm: bytes) -> wasmtime.Module:
         """The seam tests count: the only place a module is compiled. Binary modules only
@@ -176,8 +205,7 @@ class ModuleCache:
         self._count("disk_writes")
 
     def _lock_for(self, digest: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(digest, threading.Lock())
+        return self._locks[hash(digest) % LOCK_STRIPES]
 
     def _count(self, field: str) -> None:
         with self._guard:

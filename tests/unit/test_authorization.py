@@ -10,7 +10,7 @@ import pytest
 
 from aion.settings import Settings
 from api.app import cedar_api_actions, create_app, guarded_routes
-from api.authorization import GROUPS, action_for, decide
+from api.authorization import GROUPS, TenantPolicies, action_for, decide
 from api.principal import Principal
 from commands.policy import check_cedar
 
@@ -115,3 +115,12 @@ def test_a_tenant_policy_cannot_replace_the_isolation_rule_by_its_id() -> None:
 def test_the_cedar_actions_file_is_valid_json_with_every_group() -> None:
     actions = json.loads((ROOT / "commands" / "cedar_api_actions.json").read_text())
     assert set(GROUPS) <= set(actions)
+
+
+def test_the_tenant_policy_cache_is_bounded() -> None:
+    """Issue 17, finding 14: one entry per tenant ever seen, never let go."""
+    policies = TenantPolicies(tenants=3)
+    for n in range(10):
+        policies.store(f"t{n}", [("p", "permit(principal, action, resource);")])
+    assert len(policies) == 3
+    assert policies.cached("t9") is not None and policies.cached("t0") is None

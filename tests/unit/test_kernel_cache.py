@@ -12,7 +12,7 @@ import pytest
 import wasmtime
 
 from kernel import Kernel, ModuleError, digest_of
-from kernel.module_cache import MAGIC
+from kernel.module_cache import MAGIC, ModuleCache
 from kernel.shipped import example_wasm
 from tests.unit.kernel_support import run
 
@@ -179,3 +179,25 @@ def test_wat_text_is_not_taken_for_a_module(kernels: list[Kernel]) -> None:
     text = b'(module (func (export "run")))'
     with pytest.raises(ModuleError, match="binary"):
         k.module(digest_of(text), text)
+
+
+def distinct_modules(count: int) -> list[bytes]:
+    """``count`` valid modules with distinct digests (each exports its own constant)."""
+    return [
+        bytes(wasmtime.wat2wasm(f'(module (func (export "n") (result i32) i32.const {n}))'))
+        for n in range(count)
+    ]
+
+
+def test_memory_keeps_the_most_recently_used_modules_only(tmp_path: Path) -> None:
+    """Issue 17, finding 14: the compiled modules in memory were never let go."""
+    cache = ModuleCache(wasmtime.Engine(), tmp_path, in_memory=4)
+    modules = distinct_modules(10)
+    for wasm in modules:
+        cache.get(digest_of(wasm), wasm)
+    assert cache.in_memory_count() == 4
+    cache.get(digest_of(modules[6]), modules[6])  # recently used: stays
+    cache.get(digest_of(modules[0]), modules[0])  # gone from memory: loaded from disk again
+    assert cache.in_memory_count() == 4
+    assert cache.stats.compiles == 10  # the disk cache kept every one
+    assert cache.cached(digest_of(modules[6])) is not None
