@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from aion.settings import Settings
 from projections.migrate import migrate
 from schemas.codec import Codec
-from schemas.topics import TOPICS
+from schemas.topics import TOPICS, create_missing_topics
 
 log = logging.getLogger(__name__)
 
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create the missing topics of the catalogue; returns the names created now."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka})
-    existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
         NewTopic(
             spec.name,
@@ -28,19 +25,10 @@ def ensure_topics(settings: Settings) -> list[str]:
             config=spec.kafka_config(),
         )
         for spec in TOPICS
-        if spec.name not in existing
     ]
-    if not wanted:
-        return []
-    created = []
-    for name, future in admin.create_topics(wanted, request_timeout=30).items():
-        try:
-            future.result()
-            created.append(name)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
-    log.info("created topics %s", created)
+    created = create_missing_topics(settings.kafka, wanted)
+    if created:
+        log.info("created topics %s", created)
     return created
 
 

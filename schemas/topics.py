@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
 from schemas import catalog
 
 COMMANDS = "aion.commands"
@@ -154,3 +157,22 @@ def max_message_bytes(name: str) -> int:
     (Faust's table changelogs)."""
     spec = next((t for t in TOPICS if t.name == name), None)
     return spec.max_message_bytes if spec else MAX_MESSAGE_BYTES
+
+
+def create_missing_topics(bootstrap: str, wanted: list[NewTopic]) -> list[str]:
+    """Create those of ``wanted`` that do not exist yet (safe when several processes race to);
+    returns the names created now."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [topic for topic in wanted if topic.topic not in existing]
+    if not missing:
+        return []
+    created = []
+    for name, future in admin.create_topics(missing, request_timeout=30).items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return created

@@ -10,12 +10,13 @@ from __future__ import annotations
 from functools import cached_property
 
 import faust
+from confluent_kafka.admin import NewTopic
 from minio import Minio
 
 from aion.settings import Settings
 from aion.stack.s3 import s3_client
 from schemas.codec import Codec
-from schemas.topics import COMMANDS, DEADLETTER, TOPICS
+from schemas.topics import COMMANDS, DEADLETTER, TOPICS, create_missing_topics
 from streams.emitter import Emitter
 from streams.fetching import Transport
 
@@ -37,7 +38,7 @@ class StreamsApp:
             key_serializer="raw",
             value_serializer="raw",
             topic_partitions=settings.topic_partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=settings.topic_replication,
             # Offsets are committed often so that a restart replays little; correctness comes
             # from idempotent processing, not from the commit interval.
             broker_commit_every=100,
@@ -72,6 +73,22 @@ class StreamsApp:
         )
         # tenant -> when the timer last asked it to tick (monotonic seconds), for which due time
         self.ticked: dict[str, tuple[float, int]] = {}
+
+    def declare_changelogs(self) -> list[str]:
+        """Create the tables' changelog topics before Faust starts. Left to Faust, on a fresh
+        cluster the consumer could read its metadata before they existed, and the first write
+        to a table crashed the command processor (PartitionsMismatch: 0 partitions), leaving
+        the worker hung at the next rebalance."""
+        wanted = [
+            NewTopic(
+                table.changelog_topic.get_topic_name(),
+                num_partitions=self.settings.topic_partitions,
+                replication_factor=self.settings.topic_replication,
+                config={"cleanup.policy": "compact"},
+            )
+            for table in (self.aggregates, self.schedulers)
+        ]
+        return create_missing_topics(self.settings.kafka, wanted)
 
     @cached_property
     def emitter(self) -> Emitter:

@@ -34,6 +34,7 @@ def build(settings: Settings) -> StreamsApp:
 
 def run(settings: Settings) -> None:
     streams = build(settings)
+    streams.declare_changelogs()
     telemetry.quiet_noisy_loggers()
     worker = JsonLogWorker(streams.app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from confluent_kafka.schema_registry import (
     Schema,
     SchemaRegistryClient,
@@ -25,7 +25,8 @@ from aion.settings import Settings
 from aion.stack.manager import Stack
 from schemas import catalog
 from schemas.codec import Codec, DecodeError, subject
-from schemas.topics import TOPICS, events_topic
+from schemas.topics import TOPICS, create_missing_topics, events_topic
+from streams.app import StreamsApp
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,31 @@ def test_topics_exist_with_declared_partitions_and_retention(ready: Settings) ->
 
 def test_ensure_topics_twice_creates_nothing(ready: Settings) -> None:
     assert ensure_topics(ready) == []
+
+
+def test_the_workers_changelogs_are_made_before_faust_starts(ready: Settings) -> None:
+    """On a fresh cluster Faust's own declaration raced its consumer's metadata, and the first
+    write to a table crashed the command processor (PartitionsMismatch: 0 partitions)."""
+    streams = StreamsApp(ready)
+    names = [t.changelog_topic.get_topic_name() for t in (streams.aggregates, streams.schedulers)]
+    streams.declare_changelogs()
+    assert streams.declare_changelogs() == []  # the second time: nothing to make
+    admin = AdminClient({"bootstrap.servers": ready.kafka})
+    metadata = admin.list_topics(timeout=10)
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    configs = {r.name: f.result() for r, f in admin.describe_configs(resources).items()}
+    for name in names:
+        assert len(metadata.topics[name].partitions) == ready.topic_partitions
+        assert configs[name]["cleanup.policy"].value == "compact"
+
+
+def test_missing_topics_are_made_once(ready: Settings) -> None:
+    name = f"aion.test-made.{uuid.uuid4().hex[:8]}"
+    topic = NewTopic(name, num_partitions=3, replication_factor=1)
+    assert create_missing_topics(ready.kafka, [topic]) == [name]
+    assert create_missing_topics(ready.kafka, [topic]) == []
+    metadata = AdminClient({"bootstrap.servers": ready.kafka}).list_topics(timeout=10)
+    assert len(metadata.topics[name].partitions) == 3
 
 
 def test_the_broker_does_not_auto_create_topics(ready: Settings) -> None:
