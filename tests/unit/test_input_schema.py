@@ -35,15 +35,19 @@ def test_input_problems_name_the_path() -> None:
     assert missing is not None and "at /: 'text' is a required property" in missing
 
 
-def test_deploying_an_agent_with_an_invalid_input_schema_is_refused() -> None:
-    manifest = {
+def manifest_with(input_schema: str) -> dict[str, Any]:
+    return {
         "agent_name": "echo",
         "version": "1.0.0",
         "module_digest": "sha256:" + "0" * 64,
         "abi": "reactor",
         "quotas": {"fuel": 1, "memory_mb": 1, "timeout_ms": 1},
-        "input_schema": '{"type": 12}',
+        "input_schema": input_schema,
     }
+
+
+def test_deploying_an_agent_with_an_invalid_input_schema_is_refused() -> None:
+    manifest = manifest_with('{"type": 12}')
     refused = agent.check_manifest(manifest)
     assert isinstance(refused, Rejection)
     assert (refused.code, refused.field) == ("invalid", "/manifest/input_schema")
@@ -122,15 +126,15 @@ def test_a_pattern_re2_cannot_run_is_refused_at_deploy_naming_it() -> None:
 
 
 def test_deploying_an_agent_whose_pattern_needs_backtracking_is_refused() -> None:
-    manifest = {
-        "agent_name": "echo",
-        "version": "1.0.0",
-        "module_digest": "sha256:" + "0" * 64,
-        "abi": "reactor",
-        "quotas": {"fuel": 1, "memory_mb": 1, "timeout_ms": 1},
-        "input_schema": json.dumps({"properties": {"s": {"pattern": "(a)\\1"}}}),
-    }
+    manifest = manifest_with(json.dumps({"properties": {"s": {"pattern": "(a)\\1"}}}))
     refused = agent.check_manifest(manifest)
     assert isinstance(refused, Rejection)
     assert (refused.code, refused.field) == ("invalid", "/manifest/input_schema")
     assert "RE2" in refused.reason
+
+
+def test_index_outputs_must_be_a_boolean() -> None:
+    refused = agent.check_manifest({**manifest_with(SCHEMA), "index_outputs": "yes"})
+    assert isinstance(refused, Rejection)
+    assert (refused.code, refused.field) == ("invalid", "/manifest/index_outputs")
+    assert agent.check_manifest({**manifest_with(SCHEMA), "index_outputs": True}) is None
