@@ -11,9 +11,11 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from aion import settings as settings_module
+from aion.insecure_defaults import InsecureSettings, refuse_insecure
 from aion.progress import reporter
 from aion.stack.base import ServiceStatus
 from aion.stack.manager import Stack
@@ -143,7 +145,17 @@ def serve(
 
     settings = settings_module.load()
     telemetry.setup("api", settings.log_level, settings.trace_file)
+    _refuse_insecure(settings)
     server.run(create_app(settings), host or settings.api_host, port or settings.api_port)
+
+
+def _refuse_insecure(settings: settings_module.Settings) -> None:
+    """No role starts on development defaults beside external services (unless told to)."""
+    try:
+        refuse_insecure(settings)
+    except InsecureSettings as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from exc
 
 
 def _run_role(role: str, run: Callable[[settings_module.Settings], None]) -> None:
@@ -154,6 +166,7 @@ def _run_role(role: str, run: Callable[[settings_module.Settings], None]) -> Non
 
     settings = settings_module.load()
     telemetry.setup(role, settings.log_level, settings.trace_file)
+    _refuse_insecure(settings)
     metrics.serve(settings, role)
     ensure_topics(settings)
     run(settings)
@@ -679,7 +692,9 @@ def events_import(
 
 @app.command()
 def replay(
-    projection: str = typer.Argument("core", help="The Postgres projection to rebuild."),
+    projection: str = typer.Argument(
+        "core", help="The Postgres projection to rebuild, or write-model (the worker's state)."
+    ),
     start: str = typer.Option(
         "earliest", "--from", help="earliest, or an ISO 8601 time: replay events from then on."
     ),
@@ -690,11 +705,21 @@ def replay(
     accept_differences: bool = typer.Option(
         False, help="Swap even when tables differ (e.g. after fixing a projection bug)."
     ),
+    replace: bool = typer.Option(
+        False, help="write-model: delete the changelogs that still hold state, then write."
+    ),
 ) -> None:
     """Rebuild a projection from Kafka into a shadow schema while the live one serves, verify
     it against the live tables (row counts and checksums), then swap it in atomically.
 
+    `aion replay write-model` folds the events topics into the worker's state instead, when its
+    changelogs are lost: with every worker stopped, it writes the changelogs again (see
+    docs/operations.md, "The write model's changelogs").
+
     Exit status: 0 swapped (or verified with --verify-only), 1 differences or an error."""
+    if projection == "write-model":
+        _replay_write_model(verify_only, replace)
+        return
     import time
     from datetime import datetime
 
@@ -764,3 +789,38 @@ def replay(
         raise typer.Exit(code=1)
     else:
         typer.echo("verified; nothing swapped (--verify-only)")
+
+
+def _replay_write_model(verify_only: bool, replace: bool) -> None:
+    """`aion replay write-model`: compare with, or write, the worker's changelogs."""
+    from streams import rebuild_changelog
+
+    settings = settings_module.load()
+    console.print("folding the events topics ...")
+    try:
+        if verify_only:
+            report = rebuild_changelog.verify(settings)
+        else:
+            report = rebuild_changelog.write(settings, replace)
+    except rebuild_changelog.RebuildRefused as exc:
+        console.print(f"[red]refused:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    console.print(
+        f"{report.events} event(s) read, {report.duplicates} duplicate(s) dropped, "
+        f"{report.undecodable} undecodable; {report.documents} document(s) for "
+        f"{report.tenants} tenant(s)",
+        highlight=False,
+    )
+    for key in report.gaps[:20]:
+        console.print(f"[yellow]gap in the versions of[/yellow] {key}", highlight=False)
+    for store in report.removed_stores:
+        console.print(f"removed the local worker store {store}", highlight=False)
+    if verify_only:
+        for difference in report.differences[:20]:
+            console.print(f"[red]differs:[/red] {difference.key}", highlight=False)
+        if report.differences:
+            console.print(f"{len(report.differences)} document(s) differ")
+            raise typer.Exit(1)
+        console.print("the changelogs hold what the events say")
+    else:
+        console.print("written: start the workers; they restore their tables from the changelogs")

@@ -9,7 +9,7 @@ The API serves them on its own ``/metrics``; the worker, kernel and projector on
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     REGISTRY,
@@ -62,6 +62,12 @@ COMMANDS_UNPRODUCIBLE = Counter(
     "too_large, unencodable, broker_refused, conflict)",
     ["reason"],
 )
+COMMAND_HANDLING_FAILURES = Counter(
+    "aion_command_handling_failures",
+    "Commands whose handling raised: handled again after a backoff (retried), or rejected "
+    "with internal_error after too many attempts (rejected)",
+    ["command_type", "outcome"],
+)
 DEADLETTERS = Counter(
     "aion_deadletters",
     "Messages sent to aion.deadletter (undecodable, unknown command, a decider that failed)",
@@ -105,42 +111,35 @@ PROJECTION_BATCH_SECONDS = Histogram(
 
 
 class ProjectionLagCollector(Collector):
-    """``aion_projection_lag_messages{projection}``, computed from Kafka and Postgres when
-    Prometheus scrapes (``projections/lag.py``), so it is right whichever process serves it."""
+    """``aion_projection_lag_messages{projection}``, from ``source``: the process's shared lag
+    measurement (``projections.lag.lag_cache``), so that it is right whichever process serves
+    it and a scrape never measures on its own (issue 17, finding 6). ``source`` answers None
+    when there is no measurement yet, or the last one failed: no sample, not a failed scrape."""
 
     NAME = "aion_projection_lag_messages"
     HELP = "Events on Kafka not yet applied by the projection"
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, source: Callable[[], dict[str, int] | None]) -> None:
+        self.source = source
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Registration asks for names; without this it would call collect() and reach Kafka.
         yield GaugeMetricFamily(self.NAME, self.HELP, labels=["projection"])
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from projections import service  # which projections exist and the topics they read
-        from projections.lag import projection_lags
-
         family = GaugeMetricFamily(self.NAME, self.HELP, labels=["projection"])
-        try:
-            topics = service.topics_by_projection(self.settings)
-            for name, behind in projection_lags(
-                self.settings.kafka, self.settings.database, topics
-            ).items():
-                family.add_metric([name], behind)
-        except Exception:  # Kafka or Postgres down: no sample rather than a failed scrape
-            log.debug("projection lag not measured", exc_info=True)
+        for name, behind in (self.source() or {}).items():
+            family.add_metric([name], behind)
         yield family
 
 
 _lag_registered: list[bool] = []
 
 
-def register_lag_metric(settings: Settings) -> None:
+def register_lag_metric(source: Callable[[], dict[str, int] | None]) -> None:
     """Once per process (tests build several apps in one process)."""
     if not _lag_registered:
-        REGISTRY.register(ProjectionLagCollector(settings))
+        REGISTRY.register(ProjectionLagCollector(source))
         _lag_registered.append(True)
 
 

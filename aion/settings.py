@@ -26,6 +26,17 @@ OIDC_PORT = 18090
 # Prometheus endpoints of the process roles that have no HTTP server of their own (the API
 # serves /metrics on its port). AION_METRICS_PORT overrides one process's port; 0 turns it off.
 METRICS_PORTS = {"worker": 18101, "kernel": 18102, "projector": 18103}
+# Where each server of the embedded stack listens: the address a service has when none is given.
+EMBEDDED = {
+    "kafka": f"127.0.0.1:{KAFKA_PORT}",
+    "registry": f"http://127.0.0.1:{REGISTRY_PORT}/apis/ccompat/v7",
+    "postgres": f"postgresql://aion@127.0.0.1:{POSTGRES_PORT}/aion",
+    "redis": f"redis://127.0.0.1:{REDIS_PORT}/0",
+    "s3": f"127.0.0.1:{S3_PORT}",
+    "oidc": f"http://127.0.0.1:{OIDC_PORT}/aion",
+}
+# The embedded MinIO's secret; it is in this repository, so it protects nothing elsewhere.
+DEFAULT_S3_SECRET = "aion-local-secret"
 
 
 class Settings(BaseSettings):
@@ -45,7 +56,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="Redis URL.")
     s3_endpoint: str | None = Field(default=None, description="S3 endpoint, host:port.")
     s3_access_key: str = "aion"
-    s3_secret_key: str = "aion-local-secret"
+    s3_secret_key: str = DEFAULT_S3_SECRET
     s3_bucket: str = "aion"
     s3_secure: bool = False
     qdrant_url: str | None = Field(default=None, description="Qdrant server; else embedded.")
@@ -105,11 +116,54 @@ class Settings(BaseSettings):
     jwks_refresh_min_s: float = Field(
         default=10.0, description="At most one JWKS refetch per this many seconds (unknown kid)."
     )
+    oidc_cache_default_s: float = Field(
+        default=300.0,
+        description="How long the JWKS and discovery document are kept when the issuer sends"
+        " no Cache-Control max-age.",
+    )
+    oidc_cache_min_s: float = Field(
+        default=60.0, description="Floor of a JWKS or discovery document's cache lifetime."
+    )
+    oidc_cache_max_s: float = Field(
+        default=3600.0,
+        description="Ceiling of their cache lifetime: a key the issuer removed is trusted at"
+        " most this long.",
+    )
     session_ttl_s: int = Field(default=8 * 3600, description="Browser session lifetime.")
     rate_tenant_per_s: float = Field(default=200.0, description="Requests/s per tenant.")
     rate_tenant_burst: int = Field(default=400, description="Burst per tenant.")
     rate_caller_per_s: float = Field(default=100.0, description="Requests/s per token or key.")
     rate_caller_burst: int = Field(default=200, description="Burst per token or API key.")
+    audit_denial_window_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Refused requests of one caller, tenant and action within this window are"
+        " one audit entry with a count (api/denials.py).",
+    )
+    redis_socket_timeout_s: float = Field(
+        default=5.0, description="A Redis command that gets no answer within this fails."
+    )
+    redis_connect_timeout_s: float = Field(
+        default=3.0, description="A Redis connection not established within this fails."
+    )
+    redis_max_connections: int = Field(
+        default=64,
+        description="Connections a process's Redis pool may open; beyond, a request waits up"
+        " to the socket timeout for one, then fails.",
+    )
+    sse_streams_per_caller: int = Field(
+        default=4, description="Live event streams one caller may hold open at once (429)."
+    )
+    sse_streams_max: int = Field(
+        default=256,
+        description="Live event streams one API process holds at once (503 beyond); each pins"
+        " a connection of their own Redis pool, apart from the one every request uses.",
+    )
+    insecure_dev: bool = Field(
+        default=False,
+        description="Start with development defaults (local or http OIDC issuer, default S3"
+        " secret, plaintext S3) although services are external. Never in production.",
+    )
     metrics_port: int | None = Field(
         default=None,
         description="This process's Prometheus port (worker, kernel, projector); 0: none.",
@@ -125,23 +179,23 @@ class Settings(BaseSettings):
 
     @cached_property
     def kafka(self) -> str:
-        return self.kafka_bootstrap or f"127.0.0.1:{KAFKA_PORT}"
+        return self.kafka_bootstrap or EMBEDDED["kafka"]
 
     @cached_property
     def registry(self) -> str:
-        return self.schema_registry_url or f"http://127.0.0.1:{REGISTRY_PORT}/apis/ccompat/v7"
+        return self.schema_registry_url or EMBEDDED["registry"]
 
     @cached_property
     def database(self) -> str:
-        return self.database_url or f"postgresql://aion@127.0.0.1:{POSTGRES_PORT}/aion"
+        return self.database_url or EMBEDDED["postgres"]
 
     @cached_property
     def redis(self) -> str:
-        return self.redis_url or f"redis://127.0.0.1:{REDIS_PORT}/0"
+        return self.redis_url or EMBEDDED["redis"]
 
     @cached_property
     def s3(self) -> str:
-        return self.s3_endpoint or f"127.0.0.1:{S3_PORT}"
+        return self.s3_endpoint or EMBEDDED["s3"]
 
     @cached_property
     def qdrant_location(self) -> str:
@@ -152,7 +206,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def issuer(self) -> str:
-        return self.oidc_issuer or f"http://127.0.0.1:{OIDC_PORT}/aion"
+        return self.oidc_issuer or EMBEDDED["oidc"]
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -190,6 +244,25 @@ class Settings(BaseSettings):
             "qdrant": self.qdrant_url is not None,
             "oidc": self.oidc_issuer is not None,
         }
+
+    def outside_services(self) -> list[str]:
+        """The data services given an address other than the embedded stack's own.
+
+        Unlike ``external()``, an address equal to the stack's (what `aion stack env` exports)
+        is still the local stack. The OIDC issuer is not counted: it is what gets checked."""
+        given = {
+            "kafka": self.kafka_bootstrap,
+            "registry": self.schema_registry_url,
+            "postgres": self.database_url,
+            "redis": self.redis_url,
+            "s3": self.s3_endpoint,
+            "qdrant": self.qdrant_url,
+        }
+        return [
+            name
+            for name, address in given.items()
+            if address is not None and address.rstrip("/") != EMBEDDED.get(name)
+        ]
 
     def client_env(self) -> dict[str, str]:
         """The variables that point another shell or tool at this configuration."""

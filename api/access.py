@@ -1,9 +1,14 @@
 """The gate every API request passes: authenticate, rate-limit, authorize (in that order).
 
 An ASGI middleware, so that streamed responses (SSE, downloads) pass through untouched. A
-refused request reaches no endpoint, so nothing is produced for it; a 403 is recorded in the
-audit log (``aion.audit.AccessDenied``). Public paths: health, metrics, the OpenAPI document
-and the sign-in flow.
+refused request reaches no endpoint, so nothing is produced for it; a 403 is counted in the
+audit log (``aion.audit.AccessDenied``, aggregated by api/denials.py). Public paths: health,
+metrics, the OpenAPI document and the sign-in flow.
+
+Rate limits are taken from the caller's own buckets (its own and its tenant's) before Cedar
+decides, and from the bucket of the tenant the path names only once the request is allowed:
+a caller refused on another tenant's path pays for its attempts itself and never drains that
+tenant's bucket (issue 17, finding 3).
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from starlette.requests import HTTPConnection
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aion.settings import Settings
 from api import audit_events
 from api.authorization import Action, action_for, decide
 from api.credentials import Unauthenticated, authenticate
+from api.denials import DenialLog, Refusal
 from api.openapi import is_public
 from api.principal import Principal
 from api.problems import Problem, problem_response
-from api.rate_limits import Bucket
+from api.rate_limits import Bucket, Verdict
 from api.state import ApiState
 
 log = logging.getLogger("aion.api.access")
@@ -79,17 +86,49 @@ def csrf_refusal(method: str, principal: Principal, headers: Mapping[str, str]) 
     )
 
 
-def buckets(state: ApiState, principal: Principal, tenant: str | None) -> list[Bucket]:
-    s = state.settings
-    home = tenant or principal.tenant or audit_events.PLATFORM
-    return [
-        Bucket(f"tenant:{home}", s.rate_tenant_per_s, s.rate_tenant_burst),
-        Bucket(
-            principal.rate_key,
-            principal.rate_per_s or s.rate_caller_per_s,
-            principal.burst or s.rate_caller_burst,
-        ),
-    ]
+def tenant_bucket(s: Settings, tenant: str) -> Bucket:
+    return Bucket(f"tenant:{tenant}", s.rate_tenant_per_s, s.rate_tenant_burst)
+
+
+def own_buckets(s: Settings, principal: Principal) -> list[Bucket]:
+    """Taken before authorization: the caller's bucket and its own tenant's (none for a token
+    that names no tenant), so that whatever a caller sends, allowed or not, is paid for by the
+    caller and its tenant."""
+    caller = Bucket(
+        principal.rate_key,
+        principal.rate_per_s or s.rate_caller_per_s,
+        principal.burst or s.rate_caller_burst,
+    )
+    if principal.tenant is None:
+        return [caller]
+    return [tenant_bucket(s, principal.tenant), caller]
+
+
+def addressed_bucket(s: Settings, principal: Principal, tenant: str | None) -> Bucket | None:
+    """Taken once authorized: the bucket of the tenant the request addresses when it is not the
+    caller's own (a platform admin acting on a tenant; a platform route: ``_platform``), so
+    that a tenant's bucket still bounds all it receives, from those allowed to send it."""
+    addressed = tenant or principal.tenant or audit_events.PLATFORM
+    if addressed == principal.tenant:
+        return None
+    return tenant_bucket(s, addressed)
+
+
+def tightest(first: Verdict, second: Verdict) -> Verdict:
+    """The verdict whose bucket has fewer tokens left: the one the headers describe."""
+    return second if second.remaining < first.remaining else first
+
+
+def rate_limited(verdict: Verdict) -> Problem:
+    return Problem(
+        429,
+        "rate-limited",
+        "Too many requests",
+        f"the {verdict.bucket.key.split(':')[0]} rate limit is "
+        f"{verdict.bucket.rate_per_s:g}/s with a burst of {verdict.bucket.burst}; "
+        f"retry after {verdict.retry_after_s} s",
+        headers=verdict.headers(),
+    )
 
 
 class AccessMiddleware:
@@ -149,20 +188,17 @@ class AccessMiddleware:
             log.error("route %s %s has no access group: refused", scope["method"], template)
             raise Problem(403, "forbidden", "Forbidden", "this route has no access rule") from None
         tenant = params.get("tenant") if action.tenant_param else None
-        verdict = await state.limiter.take(buckets(state, principal, tenant))
-        headers = verdict.headers()
+        verdict = await state.limiter.take(own_buckets(state.settings, principal))
         if not verdict.allowed:
-            raise Problem(
-                429,
-                "rate-limited",
-                "Too many requests",
-                f"the {verdict.bucket.key.split(':')[0]} rate limit is "
-                f"{verdict.bucket.rate_per_s:g}/s with a burst of {verdict.bucket.burst}; "
-                f"retry after {verdict.retry_after_s} s",
-                headers=headers,
-            )
-        await self.authorize(state, scope, principal, action, tenant, headers)
-        return principal, headers
+            raise rate_limited(verdict)
+        await self.authorize(state, scope, principal, action, tenant, verdict.headers())
+        addressed = addressed_bucket(state.settings, principal, tenant)
+        if addressed is not None:
+            second = await state.limiter.take([addressed])
+            if not second.allowed:
+                raise rate_limited(second)
+            verdict = tightest(verdict, second)
+        return principal, verdict.headers()
 
     async def authorize(
         self,
@@ -179,17 +215,20 @@ class AccessMiddleware:
         decision = decide(principal, action, tenant, policies)
         if decision.allowed:
             return
+        refusal = Refusal(
+            tenant or principal.tenant or audit_events.PLATFORM,
+            principal.subject,
+            principal.via,
+            tuple(sorted(principal.roles)),
+            scope["method"],
+            scope["path"],
+            action.id,
+            decision.reason(),
+            403,
+        )
+        denials: DenialLog = scope["app"].state.denials
         try:
-            await audit_events.access_denied(
-                state,
-                principal,
-                tenant or principal.tenant or audit_events.PLATFORM,
-                action.id,
-                scope["method"],
-                scope["path"],
-                decision.reason(),
-                403,
-            )
+            await denials.refused(principal, refusal)
         except Exception:  # the refusal stands; the audit gap is logged loudly
             log.exception("could not record the access denial of %s", principal.subject)
         raise Problem(

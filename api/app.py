@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aion.settings import Settings
@@ -39,6 +39,7 @@ from api import (
 from api.access import AccessMiddleware
 from api.authorization import schema_actions
 from api.console import routes as console
+from api.denials import DenialLog
 from api.openapi import document, is_public
 from api.operations import OPERATIONS
 from api.problems import Problem, problem_response
@@ -81,10 +82,29 @@ async def on_problem(request: Request, exc: Exception) -> Response:
     return problem_response(exc, request.url.path)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path, for a 405's ``Allow`` (RFC 9110 15.5.6).
+
+    Starlette's own header names only the first route whose path matched, and a path's methods
+    are often spread over several routes (a list's GET, its command's POST)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-    return problem_response(Problem(exc.status_code, code, str(exc.detail)), request.url.path)
+    headers = dict(exc.headers or {})
+    detail = str(exc.detail)
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+        detail = f"{request.method} is not served here; the methods are {headers['Allow']}"
+    problem = Problem(exc.status_code, code, str(exc.detail), detail, headers=headers)
+    return problem_response(problem, request.url.path)
 
 
 async def openapi(request: Request) -> Response:
@@ -97,6 +117,8 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.api = await ApiState.open(settings)
+        app.state.denials = DenialLog(app.state.api)  # counts 403s for the audit log
+        app.state.denials.start()
         # What start-up made (modules, the embedding model, clients) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks it all
         # (each one stalled every request in flight for tens of ms; decision 43).
@@ -104,6 +126,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            await app.state.denials.stop()
             await app.state.api.close()
 
     routes = [

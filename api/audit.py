@@ -130,8 +130,8 @@ async def list_audit(request: Request) -> Response:
     state: ApiState = request.app.state.api
     tenant = request.path_params["tenant"]
     sql, values, limit = audit_query(tenant, dict(request.query_params))
+    headers = await after_command(request)
     async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        headers = await after_command(request, cur)
         await require_tenant(cur, tenant)
         await cur.execute(sql, values)
         rows = await cur.fetchall()

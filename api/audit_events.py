@@ -30,8 +30,11 @@ ACCESS_DENIED = "aion.audit.AccessDenied"
 PLATFORM = "_platform"
 
 
-def envelope(record_name: str, tenant: str, actor: str) -> dict[str, Any]:
-    """An event envelope for a fact about a principal (no command caused it)."""
+def envelope(
+    record_name: str, tenant: str, actor: str, occurred_at: int | None = None
+) -> dict[str, Any]:
+    """An event envelope for a fact about a principal (no command caused it); ``occurred_at``
+    in ms, now unless given (a count of refusals is dated by the last one)."""
     event_id = str(uuid.uuid4())
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -45,7 +48,7 @@ def envelope(record_name: str, tenant: str, actor: str) -> dict[str, Any]:
         "aggregate_type": "principal",
         "aggregate_id": actor,
         "aggregate_version": 0,
-        "occurred_at": int(time.time() * 1000),
+        "occurred_at": int(time.time() * 1000) if occurred_at is None else occurred_at,
         "actor": actor,
         "traceparent": carrier.get("traceparent"),
         "tracestate": carrier.get("tracestate"),
@@ -54,10 +57,15 @@ def envelope(record_name: str, tenant: str, actor: str) -> dict[str, Any]:
 
 
 async def record(
-    state: ApiState, record_name: str, tenant: str, actor: str, payload: dict[str, Any]
+    state: ApiState,
+    record_name: str,
+    tenant: str,
+    actor: str,
+    payload: dict[str, Any],
+    occurred_at: int | None = None,
 ) -> Delivered:
     """Encode and produce one audit event; returns its position once the broker has it."""
-    value = {"envelope": envelope(record_name, tenant, actor), **payload}
+    value = {"envelope": envelope(record_name, tenant, actor, occurred_at), **payload}
     data = state.codec.encode(AUDIT, record_name, value)
     return await state.producer.send(
         AUDIT, tenant.encode(), data, {"aion-type": record_name.encode()}
@@ -106,10 +114,15 @@ async def access_denied(
     path: str,
     reason: str,
     status: int,
+    *,
+    count: int = 1,
+    first_ms: int | None = None,
+    last_ms: int | None = None,
 ) -> None:
     """Recorded under ``tenant_id``, the tenant the request addressed, whatever the caller's
     own tenant is (another tenant's attempt is this tenant's concern); an empty one (a
-    platform route) under ``_platform``."""
+    platform route) under ``_platform``. ``count`` refusals between ``first_ms`` and
+    ``last_ms`` (api/denials.py counts them; the other fields are the last one's)."""
     await record(
         state,
         ACCESS_DENIED,
@@ -124,5 +137,9 @@ async def access_denied(
             "action": action,
             "reason": reason,
             "status": status,
+            "count": count,
+            "first_at": first_ms,
+            "last_at": last_ms,
         },
+        occurred_at=last_ms,
     )

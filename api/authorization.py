@@ -5,7 +5,8 @@ Each route is a Cedar action named by its method and path template, e.g.
 ``api:develop``, ``api:govern``, ``api:administer``, ``api:platform``). Roles are granted
 groups by ``access.cedar``; the resource is the tenant of the path (``Tenant::"acme"``) or the
 platform (``Platform::"aion"``). A tenant's own policies take part too, but only their
-``forbid`` rules: a tenant can narrow what its roles may do, never widen it.
+``forbid`` rules: a tenant can narrow what its roles may do, never widen it, and never what a
+platform admin may do.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import cedarpy
 
-from api.principal import Principal
+from api.principal import PLATFORM_ADMIN, Principal
 from commands.enforcement import static_policies
 
 ACCESS_POLICIES = (Path(__file__).parent / "access.cedar").read_text()
@@ -88,7 +89,22 @@ class Decision:
         return f"{self.action}: none of the caller's roles permits it"
 
 
+# `unless { principal in Role::"platform-admin" }`, added to every tenant forbid: a tenant
+# narrows what its own roles may do, never what the platform does to it (suspend, reinstate,
+# delete the policy...). Issue 17, finding 9.
+NOT_PLATFORM_ADMIN = {
+    "kind": "unless",
+    "body": {
+        "in": {
+            "left": {"Var": "principal"},
+            "right": {"Value": {"__entity": {"type": "Role", "id": PLATFORM_ADMIN}}},
+        }
+    },
+}
+
+
 def _forbids(tenant_policies: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """A tenant's forbid rules, none of which binds a platform admin."""
     found: dict[str, Any] = {}
     for policy_id, text in tenant_policies:
         try:
@@ -96,7 +112,13 @@ def _forbids(tenant_policies: Iterable[tuple[str, str]]) -> dict[str, Any]:
         except Exception:  # validated at PutPolicy; a text that no longer parses is skipped
             continue
         # Prefixed, so that no tenant policy can take (and so replace) a platform policy's id.
-        found.update({f"tenant:{k}": v for k, v in statics.items() if v.get("effect") == "forbid"})
+        found.update(
+            {
+                f"tenant:{k}": {**v, "conditions": [*v.get("conditions", []), NOT_PLATFORM_ADMIN]}
+                for k, v in statics.items()
+                if v.get("effect") == "forbid"
+            }
+        )
     return found
 
 

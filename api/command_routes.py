@@ -20,7 +20,7 @@ from api.body import command_payload, read_json
 from api.commands import CommandRequest, submit
 from api.problems import Problem
 from api.state import ApiState
-from commands import tenant
+from commands import policy, tenant
 from commands.model import Rejection, scoped_id
 
 
@@ -233,6 +233,7 @@ COMMAND_ROUTES = [
         "Create or replace a Cedar policy",
         from_path={"policy_id": "policy"},
         local_id="path:policy",
+        precheck=policy.check_policy_name,  # the platform's names are reserved (issue 17)
     ),
     CommandRoute(
         "DELETE",

@@ -38,6 +38,7 @@ REJECTION_STATUS = {
     "invalid": 422,
     "suspended": 403,
     "forbidden": 403,
+    "internal_error": 500,  # its handling kept failing (streams.command_failures)
 }
 
 
@@ -83,7 +84,7 @@ def expected_version(request: Request) -> int | None:
     if raw is None or raw.strip() == "*":
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # int() refuses "²", a digit to isdigit
         raise Problem(
             400,
             "invalid-header",

@@ -6,6 +6,10 @@ Three credentials are accepted:
 * ``Authorization: Bearer aion_<key id>_<secret>`` or ``X-API-Key: aion_...``: an API key,
   checked against the SHA-256 in the api_keys read model (revoked or expired: refused);
 * the ``aion_session`` cookie of a browser that signed in through ``/auth/login``.
+
+A token's or session's tenant roles are then checked against the tenant's record of its
+members (``api.membership``): a removed member is refused, a changed role counts, within
+``api.membership.TTL_S`` seconds of the change reaching the read model.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from starlette.requests import HTTPConnection
 
+from api.membership import NotAMember, checked
 from api.principal import Principal
 from api.state import ApiState
 from api.tokens import InvalidToken
@@ -103,6 +108,16 @@ async def session_principal(state: ApiState, session_id: str) -> Principal | Non
 
 
 async def authenticate(state: ApiState, conn: HTTPConnection) -> Principal:
+    """The caller, with the roles its tenant records for it (401 for a removed member)."""
+    principal = await credential_principal(state, conn)
+    try:
+        return await checked(state.db, principal)
+    except NotAMember as exc:
+        raise Unauthenticated("not_member", str(exc)) from exc
+
+
+async def credential_principal(state: ApiState, conn: HTTPConnection) -> Principal:
+    """Who the credential says the caller is."""
     header = conn.headers.get("authorization")
     api_key = conn.headers.get("x-api-key")
     if api_key is not None:

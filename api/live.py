@@ -4,7 +4,8 @@
 ``id`` is the task's version after the event, ``event`` its type, ``data`` its fields as JSON.
 A client that reconnects with ``Last-Event-ID`` (or ``?last_event_id=``) gets what came after
 it, nothing twice. The stream ends after the task's final event; a comment line every 15 s
-keeps idle connections open through proxies.
+keeps idle connections open through proxies. Streams are capped per caller and per process,
+on a Redis pool of their own (``api/live_streams.py``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
+from api.live_streams import KEEPALIVE_MS, SlotResponse
+from api.principal import Principal
 from api.problems import Problem
 from api.queries import T, require_tenant
 from api.state import ApiState
@@ -24,12 +27,11 @@ EVENTS_PATH = f"{T}/tasks/{{task}}/events"
 STATUS_PATH = f"{T}/tasks/{{task}}/status"
 COUNTERS_PATH = f"{T}/counters"
 FINAL = {"TaskSucceeded", "TaskFailed", "TaskTimedOut", "TaskCancelled", "TaskRejected"}
-KEEPALIVE_MS = 15_000
 
 
 def _last_event_id(request: Request) -> int:
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit, not to int
         raise Problem(
             400,
             "invalid-last-event-id",
@@ -56,11 +58,14 @@ async def task_events(request: Request) -> Response:
             field="task",
         )  # fmt: skip
 
+    principal: Principal = request.state.principal
+    slot = state.streams.slots.take(principal.rate_key)  # 429 past the caller's cap
+
     async def stream() -> AsyncIterator[str]:
         last = f"{after}-0"
         key = stream_key(tenant_id, task_id)
         while not await request.is_disconnected():
-            found: Any = await state.redis.xread({key: last}, count=100, block=KEEPALIVE_MS)
+            found: Any = await state.streams.redis.xread({key: last}, count=100, block=KEEPALIVE_MS)
             if not found:
                 yield ": keep-alive\n\n"
                 continue
@@ -72,8 +77,7 @@ async def task_events(request: Request) -> Response:
                 if kind in FINAL:
                     return
 
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    return SlotResponse(slot, stream())
 
 
 async def counters(request: Request) -> Response:

@@ -24,6 +24,7 @@ PROBLEM_CODES = {
     "401": "No valid credential; `reason` says what was wrong with it",
     "403": "The caller's roles or the tenant's policies forbid it; `policies` names them",
     "429": "Rate limited; Retry-After says when to come back",
+    "502": "The OIDC issuer cannot be reached, or answered what it should not",
     "503": "A service this needs is unavailable; `detail` says which and why",
 }
 
@@ -100,6 +101,9 @@ QUERY: dict[str, tuple[dict[str, Any], str]] = {
     "last_event_id": ({"type": "string"}, "Resume after this event (as Last-Event-ID)"),
     "reason": ({"type": "string"}, "Why (recorded in the event)"),
     "return_to": ({"type": "string"}, "A path on this server to return to after sign-in"),
+    "state": ({"type": "string"}, "The sign-in's state, as /auth/login sent it to the issuer"),
+    "code": ({"type": "string"}, "The issuer's authorization code"),
+    "error": ({"type": "string"}, "The issuer's error, when it signed nobody in"),
 }
 LIST_QUERY = ("limit", "cursor", "after_command")
 COMMAND_HEADERS = [

@@ -4,13 +4,12 @@ Everything here reads Postgres only (never Kafka, never the write side). Every q
 by the tenant in the path; a path naming another tenant's entity finds nothing. A caller that
 just sent a command can read its own write with ``?after_command=<command id>``: the query
 waits (up to 10 s) until the projection has recorded that command's outcome, which it does in
-the same transaction as the rows the command changed (decision 15).
+the same transaction as the rows the command changed (decision 15). The wait holds no database
+connection, is capped per caller, and an unknown command is not waited for (api/read_waits.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +21,10 @@ from starlette.routing import Route
 
 from api.listing import Listing, fetch_page, jsonable
 from api.problems import Problem
+from api.read_targets import read_target
 from api.state import ApiState
 
 T = "/v1/tenants/{tenant}"
-AFTER_COMMAND_WAIT = 10.0
 TENANT = {"tenant": "tenant_id"}
 
 MODEL_COLUMNS = ("model_name", "provider", "kind", "parameters", "description", "status",
@@ -144,52 +143,16 @@ ITEMS: dict[str, Item] = {
 }
 
 
-def _position(raw: str) -> tuple[str, int, int]:
-    """``topic:partition:offset`` (an event's position, as GET /v1/commands/{id} shows it)."""
-    topic, _, rest = raw.rpartition(":")
-    topic, _, partition = topic.rpartition(":")
-    if not topic or not partition.isdigit() or not rest.isdigit():
-        raise Problem(
-            422,
-            "invalid-parameter",
-            "Invalid query parameter",
-            "after must be an event position topic:partition:offset",
-            field="after",
-        )
-    return topic, int(partition), int(rest)
-
-
-async def after_command(request: Request, cur: AsyncCursor[Any]) -> dict[str, str]:
+async def after_command(request: Request) -> dict[str, str]:
     """Wait for the read model to include a command's effects (``after_command=<id>``) or an
-    event's position (``after=<topic:partition:offset>``); say if it did not in time."""
-    command_id = request.query_params.get("after_command")
-    after = request.query_params.get("after")
-    if not command_id and not after:
+    event's position (``after=<topic:partition:offset>``); say if it did not in time. Called
+    before the read takes its connection: a waiting read holds none (api/read_waits.py)."""
+    target = read_target(request.query_params)
+    if target is None:
         return {}
-    args: tuple[Any, ...]
-    if command_id:
-        query, args, reached = (
-            "select 1 from command_outcomes where command_id = %s"
-            " and cardinality(event_ids) >= outcome_events",
-            (command_id,),
-            "after-command",
-        )
-    else:
-        topic, partition, offset = _position(after or "")
-        query, args, reached = (
-            "select 1 from projection_checkpoints where projection = 'core' and topic = %s"
-            " and partition = %s and next_offset > %s",
-            (topic, partition, offset),
-            "after-position",
-        )
-    deadline = time.monotonic() + AFTER_COMMAND_WAIT
-    while True:
-        await cur.execute(query, args)
-        if await cur.fetchone() is not None:
-            return {"Aion-Consistency": reached}
-        if time.monotonic() > deadline:
-            return {"Aion-Consistency": "stale"}
-        await asyncio.sleep(0.05)
+    state: ApiState = request.app.state.api
+    principal = getattr(request.state, "principal", None)
+    return {"Aion-Consistency": await state.waits.wait(principal, target)}
 
 
 async def require_tenant(cur: AsyncCursor[Any], tenant_id: str) -> None:
@@ -205,8 +168,8 @@ def list_endpoint(listing: Listing) -> Any:
         state: ApiState = request.app.state.api
         path = dict(request.path_params)
         sql, values, limit = listing.query(path, dict(request.query_params))
+        headers = await after_command(request)
         async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            headers = await after_command(request, cur)
             await require_tenant(cur, path["tenant"])
             rows = await fetch_page(cur, sql, values, request.query_params)
         return JSONResponse(listing.page(rows, limit), headers=headers)
@@ -218,8 +181,8 @@ def item_endpoint(item: Item) -> Any:
     async def endpoint(request: Request) -> Response:
         state: ApiState = request.app.state.api
         path = dict(request.path_params)
+        headers = await after_command(request)
         async with state.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            headers = await after_command(request, cur)
             await require_tenant(cur, path["tenant"])
             await cur.execute(item.sql(), [path[name] for name in item.key])
             row = await cur.fetchone()

@@ -5,6 +5,12 @@ store, the search index), how far each projection is behind, how far each consum
 the stream worker and the kernel is behind and how many members it has, and how many messages
 wait on the dead-letter topic. Public like ``/readyz`` and ``/metrics``, which expose the same
 numbers; it is a report: it answers 200 whatever it finds (``/readyz`` is the probe).
+
+Every number here comes from a ``Probes`` cache (issue 17, finding 6): the services' probes
+are shared for ``PROBE_MAX_AGE_S``, the consumer groups and dead letters for
+``REPORT_MAX_AGE_S``, the projections' lag for ``projections.lag.MAX_AGE_S``, each computed by
+one caller while the others wait for it, off the event loop, within a bound of time. A hundred
+scrapes at once cost Kafka, Postgres and the registry what one costs.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ from typing import Any
 import httpx
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from aion.single_flight import AsyncSingleFlight, Outcome, SingleFlight
 from api.state import ApiState
-from projections.lag import end_offsets
+from projections.health import projection_states
+from projections.lag import BUDGET_S, end_offsets, lag_cache
+from projections.service import topics_by_projection
 from schemas.topics import DEADLETTER
 
 PATH = "/health"
@@ -32,6 +42,10 @@ SUMMARY = (
 # The process roles that consume through a Kafka consumer group: name -> group id.
 CONSUMER_GROUPS = {"worker": "aion-streams", "kernel": "aion-kernel"}
 TIMEOUT_S = 5
+READINESS = ("kafka", "postgres", "registry")  # what serving a command needs
+PROBE_MAX_AGE_S = 1.0
+REPORT_MAX_AGE_S = 5.0
+WAIT_S = BUDGET_S + 1  # a caller waits this long for a computation it shares, then the last
 
 
 def group_lag(
@@ -125,24 +139,54 @@ async def services(
     return dict(zip(chosen, results, strict=True))
 
 
-async def health(request: Request) -> Response:
-    from api.health import projection_lag
+class Probes:
+    """One API's shared, cached probes (one per app: ``probes(request)``)."""
 
-    state: ApiState = request.app.state.api
-    body: dict[str, Any] = {"services": await services(state)}
+    def __init__(self, state: ApiState) -> None:
+        settings = state.settings
+        self.ready = AsyncSingleFlight(lambda: services(state, READINESS), PROBE_MAX_AGE_S)
+        self.everything = AsyncSingleFlight(lambda: services(state), PROBE_MAX_AGE_S)
+        self.projections = AsyncSingleFlight(
+            lambda: projection_states(state.redis), PROBE_MAX_AGE_S
+        )
+        self.groups = SingleFlight(lambda: consumer_groups(settings.kafka), REPORT_MAX_AGE_S)
+        self.dead_letters = SingleFlight(lambda: dead_letters(settings.kafka), REPORT_MAX_AGE_S)
+        self.lags = lag_cache(settings.kafka, settings.database, topics_by_projection(settings))
+
+    async def lag(self) -> dict[str, int] | str:
+        """Each projection's lag, or why it is not known."""
+        return shown(await self.lags.aget(WAIT_S))
+
+
+def shown(outcome: Outcome[Any] | None) -> Any:
+    if outcome is None:
+        return "not measured yet"
+    return outcome.value if outcome.error is None else outcome.error
+
+
+def probes(request: Request) -> Probes:
+    app: Starlette = request.app
+    found: Probes | None = getattr(app.state, "probes", None)
+    if found is None:
+        found = app.state.probes = Probes(app.state.api)
+    return found
+
+
+async def health(request: Request) -> Response:
+    cached = probes(request)
+    body: dict[str, Any] = {"services": (await cached.everything.get()).value or {}}
     body["ok"] = all(s["status"] == "ok" for s in body["services"].values())
-    kafka = state.settings.kafka
-    try:
-        body["projection_lag"] = await asyncio.to_thread(projection_lag, state.settings)
-    except Exception as exc:
-        body["projection_lag"] = {"error": f"{type(exc).__name__}: {exc}"}
-    try:
-        body["consumer_groups"] = await asyncio.to_thread(consumer_groups, kafka)
-    except Exception as exc:
-        body["consumer_groups"] = {"error": f"{type(exc).__name__}: {exc}"}
-    try:
-        body["dead_letters"] = await asyncio.to_thread(dead_letters, kafka)
-    except Exception as exc:
-        body["dead_letters"] = None
-        body["dead_letters_error"] = f"{type(exc).__name__}: {exc}"
+    lag = await cached.lag()
+    body["projection_lag"] = lag if isinstance(lag, dict) else {"error": lag}
+    projections = await cached.projections.get()
+    body["projections"] = shown(projections)
+    groups = await cached.groups.aget(WAIT_S)
+    if groups is not None and groups.error is None:
+        body["consumer_groups"] = groups.value
+    else:
+        body["consumer_groups"] = {"error": shown(groups)}
+    letters = await cached.dead_letters.aget(WAIT_S)
+    body["dead_letters"] = letters.value if letters is not None else None
+    if letters is None or letters.error is not None:
+        body["dead_letters_error"] = shown(letters)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -26,6 +26,7 @@ import cedarpy
 from commands.model import scoped_id
 
 DECIDED = "aion.enforcement.EnforcementDecided"
+KEY_ACTOR = "key:"  # an API key's actor is ``key:<key id>`` (api.credentials)
 
 # Command type -> the Cedar action evaluated for it, and the subject's type.
 ACTIONS: dict[str, tuple[str, str]] = {
@@ -46,6 +47,12 @@ PLATFORM_DEFAULT: dict[str, str] = {
     "platform-default-permit": "permit(principal, action, resource);",
 }
 PLATFORM_IDS = frozenset(BASELINE) | frozenset(PLATFORM_DEFAULT)
+# The platform's namespace: no tenant policy id may start so (PutPolicy refuses it), and a
+# tenant policy stored before that rule is still kept apart (``TENANT_PREFIX``, below).
+RESERVED_PREFIXES = ("baseline-", "platform-")
+# A tenant policy whose name a platform policy holds is compiled under this prefix, so it can
+# never replace that platform policy (issue 17, finding 9).
+TENANT_PREFIX = "tenant:"
 
 
 @dataclass(frozen=True)
@@ -77,12 +84,24 @@ def static_policies(policy_id: str, text: str) -> dict[str, Any]:
     return {f"{policy_id}#{i + 1}": body for i, body in enumerate(bodies)}
 
 
+def reserved(policy_id: str) -> bool:
+    """Whether a policy id is in the platform's namespace (``baseline-*``, ``platform-*``)."""
+    return policy_id.startswith(RESERVED_PREFIXES)
+
+
 @lru_cache(maxsize=512)
 def compile_policies(tenant_policies: tuple[tuple[str, str], ...]) -> cedarpy.PolicySet:
-    """One parsed set per distinct tenant policy set: parsing dominates a Cedar call."""
+    """One parsed set per distinct tenant policy set: parsing dominates a Cedar call.
+
+    The platform's policies go in first and keep their names; a tenant policy in the
+    platform's namespace (stored before PutPolicy refused such names) is added as
+    ``tenant:<id>``, beside the platform's policy rather than in its place."""
     statics: dict[str, Any] = {}
-    for policy_id, text in (*BASELINE.items(), *PLATFORM_DEFAULT.items(), *tenant_policies):
+    for policy_id, text in (*BASELINE.items(), *PLATFORM_DEFAULT.items()):
         statics.update(static_policies(policy_id, text))
+    for policy_id, text in tenant_policies:
+        name = f"{TENANT_PREFIX}{policy_id}" if reserved(policy_id) else policy_id
+        statics.update(static_policies(name, text))
     return cedarpy.PolicySet.from_json_str(
         json.dumps({"staticPolicies": statics, "templates": {}, "templateLinks": []})
     )
@@ -103,7 +122,8 @@ def candidate_policies(text: str, default_id: str = CANDIDATE) -> dict[str, str]
     Each policy is named by its ``@id("...")`` annotation, else ``candidate`` (or
     ``candidate#N`` for the Nth policy of a file of several), so that a simulated verdict
     names the file's own policies. Raises ValueError for text that does not parse, for a
-    template, and for a name given twice or taken by a platform policy (which it would replace).
+    template, and for a name given twice or in the platform's namespace (``baseline-*``,
+    ``platform-*``).
     """
     parsed = json.loads(cedarpy.policies_to_json_str(text))
     if parsed.get("templates"):
@@ -113,8 +133,11 @@ def candidate_policies(text: str, default_id: str = CANDIDATE) -> dict[str, str]
     for index, (_, body) in enumerate(found):
         given = str((body.get("annotations") or {}).get("id") or "")
         policy_id = given or (default_id if len(found) == 1 else f"{default_id}#{index + 1}")
-        if policy_id in PLATFORM_IDS:
-            raise ValueError(f"policy id {policy_id!r} is a platform policy's")
+        if reserved(policy_id):
+            raise ValueError(
+                f"policy id {policy_id!r} is in the platform's namespace "
+                f"({', '.join(p + '*' for p in RESERVED_PREFIXES)})"
+            )
         if policy_id in named:
             raise ValueError(f"policy id {policy_id!r} is given to more than one policy")
         single = {"staticPolicies": {policy_id: body}, "templates": {}, "templateLinks": []}
@@ -140,13 +163,20 @@ def _labels(labels: Mapping[str, str] | None) -> list[str]:
     return sorted(f"{k}={v}" for k, v in (labels or {}).items())
 
 
+def api_key_of(actor: str) -> str | None:
+    """The key id of an API key's actor (``key:<key id>``), else None."""
+    return actor.removeprefix(KEY_ACTOR) if actor.startswith(KEY_ACTOR) else None
+
+
 def _principal(
-    tenant_id: str, tenant: Mapping[str, Any], actor: str, actor_roles: Sequence[str] = ()
+    tenant_id: str, tenant: Mapping[str, Any], actor: str, key_roles: Sequence[str] = ()
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The user and its roles: those the API authenticated (token or key) with those the
-    tenant assigned to that user id."""
+    """The user and its roles, as the write model records them: those the tenant assigned to
+    that user id (AddUser, AssignRole), or an API key's own (``key_roles``, from its
+    aggregate). Never the roles a command's envelope claims (``actor_roles``): anyone who can
+    write to aion.commands could claim any (issue 17, finding 12)."""
     registered = (tenant.get("users") or {}).get(actor) or []
-    roles = sorted({*registered, *actor_roles})
+    roles = sorted({*registered, *key_roles})
     tenant_entity = {
         "uid": _uid("Tenant", tenant_id),
         "attrs": {"status": str(tenant.get("status") or "active")},
@@ -190,15 +220,16 @@ def request_for(
     now_ms: int,
     manifest: Mapping[str, Any],
     task: Mapping[str, Any] | None = None,
-    actor_roles: Sequence[str] = (),
+    key_roles: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The Cedar request for a command, with every entity it refers to.
 
     ``manifest`` is the deployed (or to-be-deployed) agent's; ``task`` the submitted task's
-    fields (task_id, input_bytes, labels) for SubmitTask.
+    fields (task_id, input_bytes, labels) for SubmitTask; ``key_roles`` the roles of the API
+    key that sent the command, as its aggregate records them (empty for any other actor).
     """
     action, _ = ACTIONS[command_type]
-    tenant_entity, principal = _principal(tenant_id, tenant, actor, actor_roles)
+    tenant_entity, principal = _principal(tenant_id, tenant, actor, key_roles)
     agent = agent_entity(tenant_id, manifest)
     entities = [tenant_entity, principal["user"], *principal["roles"], agent]
     resource = agent["uid"]

@@ -15,6 +15,7 @@ from typing import Any
 import cedarpy
 
 from commands.aggregate import Aggregate
+from commands.enforcement import RESERVED_PREFIXES
 from commands.model import Command, Context, Decision, Event, Rejection, scoped_id
 
 NAME = AGGREGATE = "policy"
@@ -54,6 +55,26 @@ def check_policy_id(policy_id: Any) -> Rejection | None:
     return None
 
 
+def check_reserved(policy_id: str) -> Rejection | None:
+    """A tenant's policy id may not be in the platform's namespace (issue 17, finding 9)."""
+    if policy_id.startswith(RESERVED_PREFIXES):
+        return Rejection(
+            "invalid",
+            f"policy_id must not start with {' or '.join(map(repr, RESERVED_PREFIXES))}: "
+            "those names are reserved for the platform's policies",
+            "/policy_id",
+        )
+    return None
+
+
+def check_policy_name(payload: dict[str, Any]) -> Rejection | None:
+    """A PutPolicy's name alone: the API refuses a reserved one before producing (the Cedar
+    text is the decider's to validate)."""
+    return check_policy_id(payload.get("policy_id")) or check_reserved(
+        str(payload.get("policy_id"))
+    )
+
+
 def _schema() -> str:
     """Our entity types and actions, with the API's actions (generated from its routes by
     `aion docs cedar`), so that a tenant policy may restrict API calls too."""
@@ -82,6 +103,9 @@ def check_put(payload: dict[str, Any]) -> Rejection | None:
     invalid = check_policy_id(payload.get("policy_id"))
     if invalid:
         return invalid
+    reserved = check_reserved(str(payload["policy_id"]))
+    if reserved:
+        return reserved
     cedar = payload.get("cedar")
     if not isinstance(cedar, str) or not cedar.strip():
         return Rejection("invalid", "cedar must not be blank", "/cedar")

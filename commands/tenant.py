@@ -273,6 +273,12 @@ def _remove_user(state: TenantState, p: dict[str, Any]) -> Decision:
         return Rejection(
             "conflict", f"user {user_id} is the tenant's last admin and cannot leave", "/user_id"
         )
+    if list(state.users) == [user_id]:
+        # A tenant that records members accepts only them (api.membership); emptied, it would
+        # fall back to the identity provider's word, and a removed user would be back in.
+        return Rejection(
+            "conflict", f"user {user_id} is the tenant's last member and cannot leave", "/user_id"
+        )
     return [Event(USER_REMOVED, {"tenant_id": state.tenant_id, "user_id": user_id})]
 
 

@@ -39,6 +39,10 @@ ERRNO_INVAL = 28
 ERRNO_NOTSUP = 58
 
 CLOCK_STEP_NS = 1_000_000  # the logical clock moves 1 ms per clock_time_get
+# What a host call copies out of guest memory is bounded before it copies (a module may pass
+# any length up to its memory size); the prompt's bound is the run's Limits.max_prompt_bytes.
+MAX_MODEL_NAME_BYTES = 256
+MAX_PROGRESS_BYTES = 16 << 10
 RANDOM_SEED = 0
 
 
@@ -55,6 +59,14 @@ class CappedBuffer:
     @property
     def overflowed(self) -> bool:
         return self.dropped > 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def drop(self, count: int) -> None:
+        """Counts ``count`` bytes as dropped without ever holding them."""
+        self.dropped += max(0, count)
 
     def write(self, data: bytes) -> bool:
         """Keep what fits; False once anything had to be dropped."""
@@ -83,6 +95,7 @@ class RunState:
     models: frozenset[str]
     logs: CappedBuffer
     abort: BaseException | None = None  # a trap in a guest call the host made (alloc)
+    max_prompt_bytes: int = 256 << 10
     clock_ns: int = 0
     _rng: random.Random | None = None
 
@@ -124,8 +137,15 @@ def _memory(caller: wasmtime.Caller) -> wasmtime.Memory | None:
     return memory if isinstance(memory, wasmtime.Memory) else None
 
 
+def in_bounds(caller: wasmtime.Caller, ptr: int, length: int) -> bool:
+    """[ptr, ptr+len) lies inside the caller's exported memory (checked before any copy)."""
+    memory = _memory(caller)
+    return memory is not None and unsigned(ptr) + unsigned(length) <= memory.data_len(caller)
+
+
 def read_guest(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | None:
-    """Bytes [ptr, ptr+len) of the caller's exported memory, None when out of bounds."""
+    """Bytes [ptr, ptr+len) of the caller's exported memory, None when out of bounds. Callers
+    bound ``length`` first: the copy is as large as the guest asks."""
     memory = _memory(caller)
     ptr, length = unsigned(ptr), unsigned(length)
     if memory is None or ptr + length > memory.data_len(caller):
@@ -143,14 +163,23 @@ def write_guest(caller: wasmtime.Caller, ptr: int, data: bytes) -> bool:
     return True
 
 
-def _text(caller: wasmtime.Caller, ptr: int, length: int) -> str | None:
+def _text(caller: wasmtime.Caller, ptr: int, length: int, cap: int, what: str) -> str:
+    """The UTF-8 text at [ptr, ptr+len), at most ``cap`` bytes; raises Refused (saying why)
+    before copying anything for a length over the cap or a range outside the memory."""
+    length = unsigned(length)
+    if length > cap:
+        raise Refused(f"the {what} is {length} bytes, above the limit of {cap}")
     data = read_guest(caller, ptr, length)
     if data is None:
-        return None
+        raise Refused(f"the {what} range {unsigned(ptr)}+{length} is out of memory")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        return None
+        raise Refused(f"the {what} is not UTF-8") from None
+
+
+class Refused(Exception):
+    """A host call refused for its arguments; the message goes to the run's logs."""
 
 
 # --- aion.* ------------------------------------------------------------------------------------
@@ -161,11 +190,20 @@ def host_log(caller: wasmtime.Caller, ptr: int, length: int) -> None:
     if state is None:
         return
     try:
-        data = read_guest(caller, ptr, length)
-        if data is None:
+        if not in_bounds(caller, ptr, length):
             state.log(f"[aion.log: range {unsigned(ptr)}+{unsigned(length)} is out of memory]")
-        else:
+            return
+        # Copy only what the log can still keep; the rest is counted as dropped, never read.
+        length = unsigned(length)
+        room = max(0, state.logs.cap - state.logs.size)
+        if length <= room:
+            data = read_guest(caller, ptr, length) or b""
             state.logs.write(data if data.endswith(b"\n") else data + b"\n")
+            return
+        kept = read_guest(caller, ptr, room) or b""
+        last = read_guest(caller, unsigned(ptr) + length - 1, 1)
+        state.logs.write(kept)
+        state.logs.drop(length - room + (0 if last == b"\n" else 1))  # and its newline
     except Exception as exc:  # never let an exception cross into wasm (see module docstring)
         state.log(f"[aion.log failed: {exc}]")
 
@@ -195,6 +233,12 @@ def host_progress(caller: wasmtime.Caller, ptr: int, length: int) -> None:
     try:
         if PROGRESS not in state.capabilities:
             state.log("[aion.progress: the capability progress is not granted]")
+            return
+        if unsigned(length) > MAX_PROGRESS_BYTES:
+            state.log(
+                f"[aion.progress ignored: {unsigned(length)} bytes, above the limit of "
+                f"{MAX_PROGRESS_BYTES}]"
+            )
             return
         data = read_guest(caller, ptr, length)
         parsed = parse_progress(data) if data is not None else None
@@ -234,10 +278,11 @@ def _infer(
     if MODEL_INFERENCE not in state.capabilities:
         state.log("[aion.infer: the capability model_inference is not granted]")
         return -1
-    model = _text(caller, model_ptr, model_len)
-    prompt = _text(caller, prompt_ptr, prompt_len)
-    if model is None or prompt is None:
-        state.log("[aion.infer: the model or prompt is out of memory or not UTF-8]")
+    try:
+        model = _text(caller, model_ptr, model_len, MAX_MODEL_NAME_BYTES, "model name")
+        prompt = _text(caller, prompt_ptr, prompt_len, state.max_prompt_bytes, "prompt")
+    except Refused as refused:
+        state.log(f"[aion.infer refused: {refused}]")
         return -1
     if model not in state.models:
         state.log(f"[aion.infer: model {model!r} is not one of this agent's models]")

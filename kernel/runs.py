@@ -25,6 +25,9 @@ class Limits:
     max_output_bytes: int = 1 << 20  # 1 MiB
     max_log_bytes: int = 64 << 10  # 64 KiB
     table_elements: int = 10_000
+    max_scratch_bytes: int = 64 << 20  # 64 MiB in /scratch (kernel/scratch.py)
+    max_scratch_entries: int = 1000  # files, directories and links in /scratch
+    max_prompt_bytes: int = 256 << 10  # what one aion.infer may pass as its prompt
 
     @property
     def memory_bytes(self) -> int:

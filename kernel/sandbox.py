@@ -39,6 +39,7 @@ from kernel.runs import (
     Limits,
     RunResult,
 )
+from kernel.scratch import ScratchGuard, clear
 from kernel.traps import brief, classify, instantiation_problem
 from kernel.wasi_stdio import Stdio, capped_sink, set_stdin
 
@@ -76,7 +77,11 @@ class Sandbox:
         self.limits = limits
         self.epoch_ticks = epoch_ticks
         self.state = RunState(
-            host, capabilities, models, CappedBuffer(limits.max_log_bytes, marker=True)
+            host,
+            capabilities,
+            models,
+            CappedBuffer(limits.max_log_bytes, marker=True),
+            max_prompt_bytes=limits.max_prompt_bytes,
         )
         self.store: wasmtime.Store | None = None
         self.instance: wasmtime.Instance | None = None
@@ -84,6 +89,7 @@ class Sandbox:
         self.started = time.monotonic_ns()
         self._caught: list[BaseException] = []
         self.stdio = Stdio()
+        self.scratch: ScratchGuard | None = None
 
     # --- the run -------------------------------------------------------------------------------
 
@@ -96,7 +102,10 @@ class Sandbox:
         scratch_dir: Path | None,
     ) -> RunResult:
         try:
-            return self._run(module, abi, entrypoint, input, scratch_dir)
+            result = self._run(module, abi, entrypoint, input, scratch_dir)
+            if self.scratch is not None and (self.scratch.exceeded or self._over_quota()):
+                clear(self.scratch.root)  # an over-quota run leaves no files behind
+            return result
         finally:
             self._release()
 
@@ -123,12 +132,17 @@ class Sandbox:
             if abi == WASI_COMMAND:
                 self.stdout = CappedBuffer(self.limits.max_output_bytes)
                 store.set_wasi(self._wasi_config(input, scratch_dir))
+                if self._scratch_granted(scratch_dir):
+                    assert scratch_dir is not None
+                    self.scratch = ScratchGuard(scratch_dir, self.limits, self.epoch_ticks, 1)
+                    self.scratch.install(store)
             with active(self.state):
                 exports = self._instantiate(store, module)
                 if abi == REACTOR:
                     output = self._call_reactor(store, exports, entrypoint, input)
                 else:
                     output = self._call_command(store, exports, entrypoint)
+            self._check_scratch()
             return self._succeeded(output)
         except Failure as failure:
             self._caught.append(failure)
@@ -163,11 +177,20 @@ class Sandbox:
         self.instance = None
         self.store = None
         self.stdio.close()
+        if self.scratch is not None:
+            self.scratch.close()
 
     def _check_limits(self) -> None:
         limits = self.limits
         quotas = (limits.fuel, limits.memory_mb, limits.timeout_ms, limits.table_elements)
-        if min(quotas) < 1 or min(limits.max_output_bytes, limits.max_log_bytes) < 0:
+        caps = (
+            limits.max_output_bytes,
+            limits.max_log_bytes,
+            limits.max_scratch_bytes,
+            limits.max_scratch_entries,
+            limits.max_prompt_bytes,
+        )
+        if min(quotas) < 1 or min(caps) < 0:
             raise Failure(REFUSED, f"invalid limits: {limits}")
 
     def _new_store(self) -> wasmtime.Store:
@@ -275,9 +298,28 @@ class Sandbox:
             stdout=capped_sink(self.stdout, refuse_overflow=True),
             stderr=capped_sink(self.state.logs, refuse_overflow=False),
         )
-        if SCRATCH_DIR in self.state.capabilities and scratch_dir is not None:
+        if self._scratch_granted(scratch_dir):
             config.preopen_dir(str(scratch_dir), SCRATCH_GUEST_PATH)
         return config
+
+    def _scratch_granted(self, scratch_dir: Path | None) -> bool:
+        return SCRATCH_DIR in self.state.capabilities and scratch_dir is not None
+
+    def _over_quota(self) -> bool:
+        """Also for a run that failed otherwise: its files are then not kept either."""
+        assert self.scratch is not None
+        try:
+            return self.scratch.check() is not None
+        except OSError:
+            return True
+
+    def _check_scratch(self) -> None:
+        """The quota once more when the module is done: what it wrote after the last tick."""
+        if self.scratch is None:
+            return
+        problem = self.scratch.check()
+        if problem is not None:
+            raise Failure(OUTPUT_TOO_LARGE, f"{problem} when the run ended")
 
     # --- outcomes --------------------------------------------------------------------------------
 
@@ -290,6 +332,8 @@ class Sandbox:
         return self._result(True, output, None, "ok")
 
     def _trapped(self, exc: BaseException) -> RunResult:
+        if self.scratch is not None and self.scratch.stopped is not None:
+            return self.failed(*self.scratch.stopped)  # the scratch guard ended the run
         if self.state.abort is not None and exc is not self.state.abort:
             return self._trapped(self.state.abort)  # the first failure, inside a host call
         if self.stdout is not None and self.stdout.overflowed:

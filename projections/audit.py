@@ -2,9 +2,10 @@
 
 The log is the event log itself, classified: a command's events (its rejection included), a
 policy change, a policy engine's verdict, and the security facts only the API sees (sign-in,
-sign-out, a refused request, on `aion.audit`). A row is keyed by its event's Kafka position, so
-applying an event again (a redelivery, a replay) changes nothing; part of the core projection,
-so it commits with the core's checkpoint (decision 33).
+sign-out, refused requests counted per caller, tenant and action, on `aion.audit`). A row is
+keyed by its event's Kafka position, so applying an event again (a redelivery, a replay)
+changes nothing; part of the core projection, so it commits with the core's checkpoint
+(decision 33).
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def classify(record_name: str, value: dict[str, Any]) -> AuditEntry:
         return AuditEntry("logout", short(record_name), "ok", None, _pick(value, "session_id"))
     if record_name == ACCESS_DENIED:
         detail = _pick(value, "method", "path", "action", "reason", "status", "via", "roles")
+        # How many refusals the entry stands for (api/denials.py counts them): 1 before then.
+        detail["count"] = value.get("count") or 1
+        detail.update(_pick(value, "first_at", "last_at"))
         return AuditEntry("denial", short(record_name), "denied", value.get("path"), detail)
     if record_name in POLICY_CHANGES:
         detail = _pick(value, "policy_id", "policy_version")

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-import redis
 
+from aion.redis_clients import RedisLimits, sync_client
 from commands.model import Event
 from commands.task import (
     CANCELLED,
@@ -95,8 +95,10 @@ class LiveProjection:
     name = "live"
     topics: tuple[str, ...] = (events_topic("task"),)
 
-    def __init__(self, url: str) -> None:
-        self.redis = redis.Redis.from_url(url)
+    def __init__(self, url: str, limits: RedisLimits | None = None) -> None:
+        # Timeouts: a Redis that stops answering fails the batch (and the runner retries)
+        # instead of hanging the projection thread forever.
+        self.redis = sync_client(url, limits or RedisLimits())
         self.script = self.redis.register_script(APPLY)
 
     def apply(

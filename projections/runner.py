@@ -8,6 +8,14 @@ anything else neither loses nor repeats an event. Offsets are also committed to 
 
 Each event applied is counted (``aion_projection_events_applied_total``) and, when it carries a
 trace, applied in a span that continues it; each batch is timed with its commit.
+
+Faults (issue 17, finding 13): the runner never dies of an error. A transient one (Postgres,
+Kafka, Redis, Qdrant, S3 gone: ``projections.faults``) keeps the batch in hand, drops the
+connection and tries again after 0.5 s doubling to 10 s, its ``health`` saying ``retrying``
+meanwhile (published to readiness by ``projections.health``). An error that depends on the
+event makes the runner apply the batch's events one at a time; an event that fails alone
+``POISON_ATTEMPTS`` times, or does not decode, goes to the dead letters with its error
+(``projections.dead_letters``) and its position is committed past it.
 """
 
 from __future__ import annotations
@@ -20,15 +28,29 @@ from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import psycopg
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from opentelemetry import trace
 
 from aion import telemetry, tracing
 from aion.metrics import PROJECTION_BATCH_SECONDS, PROJECTION_EVENTS
+from projections.dead_letters import ProjectionDeadLetters
 from projections.decoding import Decoder
+from projections.faults import is_transient
+from projections.health import RunnerHealth
 from schemas.codec import Codec, DecodeError, RegistryUnavailable
 
 COMMIT_EVERY_S = 1.0
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 10.0
+POISON_ATTEMPTS = 3  # tries of one event alone before it is a dead letter
+PING_IDLE_S = 5.0  # an idle runner checks its connection this often (finds a lost one early)
 FETCH_MIN_BYTES = 65_536
 FETCH_WAIT_MS = 10
 log = logging.getLogger(__name__)
@@ -118,6 +140,7 @@ class ProjectionRunner:
         batch_size: int = 500,
     ) -> None:
         self.projection = projection
+        self.kafka = kafka
         self.database_url = database_url
         self.codec = codec
         self.decoder = Decoder(codec)
@@ -131,6 +154,10 @@ class ProjectionRunner:
         # trace context cost a rebuild a fifth of its time).
         self.trace = True
         self.group = f"aion.projection.{projection.name}"
+        self.health = RunnerHealth(projection.name)
+        # Set by run(): a replay's runner only decodes, and leaves dead letters to this one.
+        self.dead_letters: ProjectionDeadLetters | None = None
+        self.dead_lettered: set[Position] = set()  # undecodable, sent, not yet committed past
         self.consumer = Consumer(
             {
                 "bootstrap.servers": kafka,
@@ -148,9 +175,26 @@ class ProjectionRunner:
             }
         )
 
+    def connect(self) -> psycopg.Connection[Any]:
+        """A connection named after the projection (operators see it in pg_stat_activity)."""
+        return psycopg.connect(
+            self.database_url,
+            connect_timeout=5,
+            application_name=f"aion.projection.{self.projection.name}"[:63],
+        )
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        with psycopg.connect(self.database_url) as conn:
-            stored = load_checkpoints(conn, self.projection.name)
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                with self.connect() as conn:
+                    stored = load_checkpoints(conn, self.projection.name)
+                break
+            except Exception as exc:  # Postgres away: the positions are waited for
+                if self.stopping.is_set():
+                    return
+                self._failed(exc, delay)
+                delay = min(delay * 2, RETRY_MAX_S)
         for tp in partitions:
             tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
@@ -160,32 +204,137 @@ class ProjectionRunner:
             [(tp.topic, tp.partition, tp.offset) for tp in partitions],
         )
 
-    def run(self) -> None:
-        self.consumer.subscribe(list(self.projection.topics), on_assign=self._on_assign)
-        committed_at, uncommitted = 0.0, False
-        with psycopg.connect(self.database_url) as conn:
-            while not self.stopping.is_set():
-                messages = take_available(self.consumer, self.batch_size, timeout=0.5)
-                batch = [m for m in messages if self._usable(m)]
-                if batch:
-                    self.apply_batch(conn, batch)
-                    uncommitted = True
-                # Kafka's offsets only show lag to the usual tools (the checkpoint is the
-                # truth): committed at most every COMMIT_EVERY_S, not once per batch.
-                if uncommitted and time.monotonic() - committed_at >= COMMIT_EVERY_S:
-                    self.consumer.commit(asynchronous=True)
-                    committed_at, uncommitted = time.monotonic(), False
-        if uncommitted:
-            self.consumer.commit(asynchronous=False)
-        self.consumer.close()
+    def _failed(self, error: BaseException, delay: float) -> None:
+        """Say so (health, log), then wait ``delay`` unless stopping."""
+        self.health.retrying(error)
+        if is_transient(error):
+            log.warning("%s: %s; again in %.1f s", self.projection.name, error, delay)
+        else:
+            log.exception("%s failed; again in %.1f s", self.projection.name, delay)
+        self.stopping.wait(delay)
 
-    def _usable(self, message: Message) -> bool:
-        error = message.error()
-        if error is None:
-            return True
-        if error.retriable() or error.code() == -191:  # -191: partition EOF
-            return False
-        raise KafkaException(error)
+    def run(self) -> None:
+        """Consume and apply until stopped; no error ends it (see the module's docstring)."""
+        self.dead_letters = ProjectionDeadLetters(self.kafka, self.projection.name)
+        self.consumer.subscribe(list(self.projection.topics), on_assign=self._on_assign)
+        committed_at, uncommitted, pinged_at = 0.0, False, time.monotonic()
+        conn: psycopg.Connection[Any] | None = None
+        pending: list[Message] = []  # polled, not yet committed to Postgres: kept over a retry
+        delay = RETRY_FIRST_S
+        while not self.stopping.is_set():
+            try:
+                if conn is None:
+                    conn = self.connect()
+                if not pending:
+                    pending, error = self._poll()
+                    if error is not None:  # after the batch is in hand, so it is not lost
+                        raise KafkaException(error)
+                if pending:
+                    self.project(conn, pending)
+                    uncommitted = True
+                elif time.monotonic() - pinged_at >= PING_IDLE_S:
+                    conn.execute("select 1")
+                    conn.rollback()  # else the ping's transaction holds every later batch
+                    pinged_at = time.monotonic()
+                self.health.running()
+                delay = RETRY_FIRST_S
+            except Exception as exc:
+                self._drop(conn)
+                conn = None
+                self._failed(exc, delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            # Kafka's offsets only show lag to the usual tools (the checkpoint is the
+            # truth): committed at most every COMMIT_EVERY_S, not once per batch.
+            if uncommitted and time.monotonic() - committed_at >= COMMIT_EVERY_S:
+                self._commit_offsets(asynchronous=True)
+                committed_at, uncommitted = time.monotonic(), False
+        if uncommitted:
+            self._commit_offsets(asynchronous=False)
+        self._drop(conn)
+        self.consumer.close()
+        self.dead_letters.close()
+        self.health.stopped()
+
+    def _poll(self) -> tuple[list[Message], KafkaError | None]:
+        """The next batch, and the first consumer error that is neither retriable nor a
+        partition's end (-191)."""
+        messages = take_available(self.consumer, self.batch_size, timeout=0.5)
+        usable, failure = [], None
+        for m in messages:
+            error = m.error()
+            if error is None:
+                usable.append(m)
+            elif failure is None and not (error.retriable() or error.code() == -191):
+                failure = error
+        return usable, failure
+
+    def _commit_offsets(self, asynchronous: bool) -> None:
+        try:
+            if asynchronous:
+                self.consumer.commit(asynchronous=True)
+            else:
+                self.consumer.commit(asynchronous=False)
+        except KafkaException as exc:  # only for the tools: the checkpoint is the truth
+            log.debug("%s: offsets not committed to Kafka: %s", self.projection.name, exc)
+
+    @staticmethod
+    def _drop(conn: psycopg.Connection[Any] | None) -> None:
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken: nothing to release
+                log.debug("closing a broken connection", exc_info=True)
+
+    def project(self, conn: psycopg.Connection[Any], pending: list[Message]) -> None:
+        """Apply ``pending``, removing from it what is committed. A transient error is raised
+        with the rest still in it; an error of the batch's own makes its events go one by one,
+        and an event that fails alone becomes a dead letter."""
+        try:
+            self.apply_batch(conn, pending)
+            pending.clear()
+            return
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.warning("%s: a batch failed (%s); applying it event by event", self.name, exc)
+        while pending:
+            self._apply_alone(conn, pending[0])
+            pending.pop(0)
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
+
+    def _apply_alone(self, conn: psycopg.Connection[Any], message: Message) -> None:
+        error: Exception | None = None
+        for attempt in range(1, POISON_ATTEMPTS + 1):
+            try:
+                self.apply_batch(conn, [message])
+                return
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                error = exc
+                log.warning(
+                    "%s: %s failed (try %d): %s", self.name, position(message), attempt, exc
+                )
+                if attempt < POISON_ATTEMPTS:
+                    self.stopping.wait(RETRY_FIRST_S * attempt)
+        assert error is not None
+        self.dead_letter(conn, message, error)
+
+    def dead_letter(
+        self, conn: psycopg.Connection[Any], message: Message, error: Exception
+    ) -> None:
+        """Send the event to the dead letters, then commit its position past it."""
+        assert self.dead_letters is not None
+        self.dead_letters.send(message, error)
+        self.health.dead_letters += 1
+        with conn.transaction(), conn.cursor() as cur:
+            if self.take_lock:
+                cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (self.group,))
+            save_checkpoints(cur, self.name, [message])
 
     def decode_batch(self, batch: list[Message]) -> list[tuple[Message, Delivered]]:
         """The batch's events, decoded; poison messages left out."""
@@ -228,6 +377,8 @@ class ProjectionRunner:
                     with self._event_span(message, name, envelope):
                         self.projection.apply(cur, name, value, at)
             save_checkpoints(cur, self.projection.name, batch)
+        if self.dead_lettered:  # committed past those of this batch
+            self.dead_lettered.difference_update(position(m) for m in batch)
         PROJECTION_EVENTS.labels(self.projection.name).inc(len(delivered))
         PROJECTION_BATCH_SECONDS.labels(self.projection.name).observe(time.perf_counter() - started)
 
@@ -292,15 +443,26 @@ class ProjectionRunner:
             try:
                 return self.decoder.decode(str(message.topic()), message.value() or b"")
             except DecodeError as exc:
-                # Not ours to repair here: skip it (the stream processors dead-letter it).
-                at = position(message)
-                log.error("%s skipped undecodable %s: %s", self.projection.name, at, exc)
+                self._undecodable(message, exc)
                 return None
             except RegistryUnavailable as exc:
+                self.health.retrying(exc)
                 log.warning("schema registry unavailable (%s); retrying in %.1f s", exc, delay)
                 if self.stopping.wait(delay):
                     raise
                 delay = min(delay * 2, 10.0)
+
+    def _undecodable(self, message: Message, error: DecodeError) -> None:
+        """A running projection sends it to the dead letters (once, though its batch may be
+        tried again); a replay's runner (no dead letters) only logs it."""
+        at = position(message)
+        if self.dead_letters is None:
+            log.error("%s skipped undecodable %s: %s", self.name, at, error)
+            return
+        if at not in self.dead_lettered:
+            self.dead_letters.send(message, error)
+            self.health.dead_letters += 1
+            self.dead_lettered.add(at)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -8,8 +8,12 @@ import threading
 from types import FrameType
 
 from aion import metrics
+from aion.redis_clients import RedisLimits
 from aion.settings import Settings
+from aion.single_flight import Outcome
 from projections.core import CoreProjection
+from projections.health import HealthBeacon
+from projections.lag import BUDGET_S, lag_cache
 from projections.migrate import migrate
 from projections.runner import Projection, ProjectionRunner
 from schemas.codec import Codec
@@ -40,7 +44,7 @@ def projections(settings: Settings | None = None) -> list[Projection]:
     if settings is not None:
         from projections.live import LiveProjection
 
-        found.append(LiveProjection(settings.redis))
+        found.append(LiveProjection(settings.redis, RedisLimits.of(settings)))
     if settings is not None and settings.qdrant_url:
         from projections.vector_service import open_vectors, vector_part
 
@@ -50,8 +54,10 @@ def projections(settings: Settings | None = None) -> list[Projection]:
 
 def run(settings: Settings) -> None:
     migrate(settings.database)
-    # The lag of every projection, on this role's metrics port (computed when scraped).
-    metrics.register_lag_metric(settings)
+    # The lag of every projection, on this role's metrics port: measured when scraped, once
+    # per lag.MAX_AGE_S however many scrape (the metrics server's threads wait for it).
+    lags = lag_cache(settings.kafka, settings.database, topics_by_projection(settings))
+    metrics.register_lag_metric(lambda: _values(lags.get(BUDGET_S)))
     runners = [
         ProjectionRunner(
             p,
@@ -63,6 +69,7 @@ def run(settings: Settings) -> None:
         for p in projections(settings)
     ]
     threads = [threading.Thread(target=r.run, name=r.projection.name) for r in runners]
+    beacon = HealthBeacon(settings.redis, RedisLimits.of(settings), [r.health for r in runners])
 
     def stop(signum: int, frame: FrameType | None) -> None:
         for runner in runners:
@@ -72,6 +79,12 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGINT, stop)
     for thread in threads:
         thread.start()
+    beacon.start()
     log.info("projector running: %s", ", ".join(r.projection.name for r in runners))
     for thread in threads:
         thread.join()
+    beacon.stop()
+
+
+def _values(outcome: Outcome[dict[str, int]] | None) -> dict[str, int] | None:
+    return outcome.value if outcome is not None else None

@@ -5,6 +5,9 @@ the process that serves search (the API) also runs the Qdrant projection, on a t
 own, sharing one store. With a server URL the projector runs it like any projection and the API
 only searches. If the folder is held by another process (a second API on the same stack), this
 process serves no search (a 503 that says why) rather than failing to start.
+
+The runner retries what fails and never dies of it (``projections/runner.py``); its health
+goes to readiness through a ``HealthBeacon`` like the projector's.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import Any
 import psycopg
 from minio.error import S3Error
 
+from aion.redis_clients import RedisLimits
 from aion.settings import Settings
 from aion.stack.s3 import MISSING, read_object, s3_client
 from projections.embedder import embedder
+from projections.health import HealthBeacon
 from projections.runner import Delivered, Position, ProjectionRunner
 from projections.vector_projection import Fetch, VectorProjection
 from projections.vectors import StoreLocked, VectorStore, open_store
@@ -77,6 +82,7 @@ class SearchIndex:
         self.unavailable = ""
         self.runner: ProjectionRunner | None = None
         self.thread: threading.Thread | None = None
+        self.beacon: HealthBeacon | None = None
 
     def start(self) -> None:
         try:
@@ -95,11 +101,17 @@ class SearchIndex:
         )
         self.thread = threading.Thread(target=self.runner.run, name="vectors", daemon=True)
         self.thread.start()
+        # Retrying is said in /readyz like the projector's runners (issue 17, finding 13).
+        limits = RedisLimits.of(self.settings)
+        self.beacon = HealthBeacon(self.settings.redis, limits, [self.runner.health])
+        self.beacon.start()
 
     def stop(self) -> None:
         if self.runner is not None:
             self.runner.stopping.set()
         if self.thread is not None:
             self.thread.join(timeout=10)
+        if self.beacon is not None:
+            self.beacon.stop()
         if self.store is not None:
             self.store.close()

@@ -38,6 +38,7 @@ from schemas.codec import DecodeError, RegistryUnavailable
 from schemas.topics import COMMANDS
 from streams import failpoints
 from streams.app import StreamsApp
+from streams.command_failures import INTERNAL_ERROR, CommandFailed, Failures
 from streams.deadletter import send_to_deadletter
 from streams.group_commit import (
     BATCH_SIZE,
@@ -50,7 +51,7 @@ from streams.group_commit import (
 )
 from streams.module_facts import io_facts
 from streams.outgoing import Limits, Outgoing, encode_writes, prepare
-from streams.plan import TICK, Emission, millis, plan_command
+from streams.plan import TICK, Emission, Plan, millis, plan_command
 from streams.producibility import (
     CONFLICT,
     Refusal,
@@ -86,35 +87,52 @@ async def registry_retry(call: Callable[..., T], *args: Any) -> T:
 def register(streams: StreamsApp) -> None:
     app, table = streams.app, streams.aggregates
     remembered = Remembered()
+    failures = Failures()
 
     @app.agent(streams.commands, name="command-processor")
     async def process(stream: Any) -> None:
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-            await handle_batch(streams, table, events, remembered)
+            await handle_batch(streams, table, events, remembered, failures)
 
 
 async def handle_batch(
-    streams: StreamsApp, table: Any, events: list[EventT], remembered: Remembered
+    streams: StreamsApp,
+    table: Any,
+    events: list[EventT],
+    remembered: Remembered,
+    failures: Failures,
 ) -> None:
     """Plan and send each command in order, wait for all their acks, then store their state.
 
     When Kafka did not acknowledge a message: a refusal of the message itself stores the batch
     up to the refused command and handles the rest again, the refused one now rejected; any
-    other failure (a timeout, no broker) stores nothing and handles the whole batch again."""
+    other failure (a timeout, no broker) stores nothing and handles the whole batch again.
+    When handling a command raised, the commands before it are stored, and the rest handled
+    again after a backoff (``streams.command_failures``)."""
     attempts = Attempts()
     pending = list(events)
     delay = RETRY_FIRST_SECONDS
     while pending:
         batch = GroupCommit()
+        failed: CommandFailed | None = None
         for position, event in enumerate(pending):
             if batch.halted:
                 break
             with processing(event):
-                await handle(streams, table, batch, event, Handling(position, remembered, attempts))
+                try:
+                    await handle(
+                        streams, table, batch, event, Handling(position, remembered, attempts)
+                    )
+                except CommandFailed as exc:
+                    failed = exc
+                    break
         failure = await batch.settle(streams.emitter.flush)
         if failure is None:
             store(streams, table, batch.decided)
-            return
+            if failed is None:
+                return
+            pending = await after_failure(failed, pending, remembered, failures)
+            continue
         if not is_message_refusal(failure.error):
             log.warning(
                 "Kafka did not acknowledge %s (%s); the batch again in %.1f s",
@@ -126,6 +144,21 @@ async def handle_batch(
             delay = min(delay * 2, RETRY_MAX_SECONDS)
             continue
         pending = recover(streams, table, batch, failure, pending, remembered, attempts)
+
+
+async def after_failure(
+    failed: CommandFailed, pending: list[EventT], remembered: Remembered, failures: Failures
+) -> list[EventT]:
+    """The events to handle again after the command at ``failed.position`` raised: from that
+    command on, after a backoff; the command rejected instead once it has failed too often."""
+    retry = failures.record(failed)
+    metrics.COMMAND_HANDLING_FAILURES.labels(
+        failed.command_type, "rejected" if retry.rejected else "retried"
+    ).inc()
+    if retry.rejected is not None:
+        remembered.put(failed.command_id, retry.rejected)
+    await asyncio.sleep(retry.delay)
+    return pending[failed.position :]
 
 
 def store(streams: StreamsApp, table: Any, decided: list[Decided]) -> None:
@@ -224,7 +257,10 @@ async def handle(
         ),
         telemetry.log_context(**telemetry.envelope_ids(envelope)),
     ):
-        await decide(streams, table, batch, event, command, handling)
+        try:
+            await decide(streams, table, batch, event, command, handling)
+        except Exception as exc:  # settled, stored up to here, then handled again
+            raise CommandFailed(handling.position, command.command_id, name) from exc
 
 
 async def deadletter(
@@ -245,14 +281,18 @@ async def decide(
     """Plan the command against the batch's view, check that all of it can be produced, and
     send it (with its trace); else send its rejection instead."""
     position, remembered, attempts = handling
-    facts = await io_facts(streams, command)
     read = documents_reader(streams, table, batch)
-    try:
-        plan = plan_command(command, read, facts, streams.settings.watchdog_grace_ms)
-    except Exception as exc:  # a decider bug must not stop the partition: dead-letter it
-        log.exception("decider failed on command %s", command.command_id)
-        await deadletter(streams, event, exc, attempts)
-        return
+    refused = remembered.get(command.command_id)  # refused in an earlier pass over the batch
+    if refused is not None and refused.code == INTERNAL_ERROR:
+        plan = Plan()  # its handling failed MAX_ATTEMPTS times: only its rejection is sent
+    else:
+        facts = await io_facts(streams, command)
+        try:
+            plan = plan_command(command, read, facts, streams.settings.watchdog_grace_ms)
+        except Exception as exc:  # a decider bug must not stop the partition: dead-letter it
+            log.exception("decider failed on command %s", command.command_id)
+            await deadletter(streams, event, exc, attempts)
+            return
     if plan.duplicate:
         log.info("command %s was already handled; skipped", command.command_id)
         return
@@ -265,7 +305,6 @@ async def decide(
     for emission in plan.emissions:
         tracing.carry_into(emission.value["envelope"], carrier)
     emissions = plan.emissions
-    refused = remembered.get(command.command_id)  # the broker refused it in an earlier pass
     ready: list[Outgoing] = []
     writes: dict[str, bytes | None] = {}
     if refused is None:

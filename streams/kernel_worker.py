@@ -12,7 +12,10 @@ ArtifactStored, then RunSucceeded or RunFailed with the precise reason).
 Delivery: a dispatch's offset is committed only once its run was reported, so a worker killed
 mid-run leaves the run to the next owner of the partition, which runs it again; every report's
 command id is derived from the run, so the orchestrator records a repeated report once. If no
-worker takes it over in time, the orchestrator's watchdog fails the run as ``worker_lost``.
+worker takes it over in time, the orchestrator's watchdog fails the run as ``worker_lost``. A
+run during which workers died ``kernel_crashes.MAX_STARTS`` times is not run again but reported
+failed (``worker_lost``), and one during which a worker died once runs alone
+(``streams/kernel_crashes.py``): a dispatch that kills its worker cannot crash-loop the group.
 """
 
 from __future__ import annotations
@@ -45,12 +48,15 @@ from confluent_kafka import (
 from opentelemetry import trace
 
 from aion import metrics, telemetry, tracing
+from aion.redis_clients import RedisLimits, sync_client
 from aion.settings import Settings
 from aion.stack.s3 import read_object, s3_client, stat_or_none
 from kernel import Host, Kernel, Limits, RunResult, mini_model
 from schemas.codec import Codec, DecodeError
 from schemas.modules import module_object_key
 from schemas.topics import DEADLETTER, DISPATCH, producer_config
+from streams import failpoints
+from streams.kernel_crashes import MAX_STARTS, Isolation, StartCounter
 from streams.kernel_inflight import InFlight, ReportFailed, RunStarts
 from streams.run_reports import Outcome, Run, RunReporter
 
@@ -196,6 +202,8 @@ class KernelWorker:
         self.stopping = threading.Event()
         self.starts = RunStarts()
         self.ended = threading.Event()  # a run ended or its report was acked
+        self.crashes = StartCounter(sync_client(settings.redis, RedisLimits.of(settings)))
+        self.isolation = Isolation()
 
     # --- one run ------------------------------------------------------------------------------
 
@@ -260,10 +268,10 @@ class KernelWorker:
             finally:
                 metrics.KERNEL_RUNS_ACTIVE.dec()
 
-    def refuse(self, run: Run, attempt: int, message: str) -> Future[None]:
-        metrics.KERNEL_RUNS.labels("failed", "refused").inc()
-        trace.get_current_span().set_attribute("aion.run.outcome", "refused")
-        outcome = Outcome(failure_reason="refused", failure_message=message)
+    def refuse(self, run: Run, attempt: int, message: str, reason: str = "refused") -> Future[None]:
+        metrics.KERNEL_RUNS.labels("failed", reason).inc()
+        trace.get_current_span().set_attribute("aion.run.outcome", reason)
+        outcome = Outcome(failure_reason=reason, failure_message=message)
         return self.reporter.finished(run, attempt, "never", [], outcome)
 
     def execute_traced(self, dispatch: dict[str, Any]) -> Future[None]:
@@ -278,6 +286,23 @@ class KernelWorker:
         except Exception as exc:  # missing or unreadable module: the run cannot start
             log.warning("run %s: module unavailable: %s", run.run_id, exc)
             return self.refuse(run, attempt, f"module unavailable: {exc}")
+        starts = self.crashes.begin(run.run_id)
+        if starts > MAX_STARTS:
+            log.error(
+                "run %s: its kernel workers died %d times; not run again", run.run_id, starts - 1
+            )
+            message = f"kernel workers died during this run {starts - 1} times; it is not run again"
+            return self.refuse(run, attempt, message, reason="worker_lost")
+        with self.isolation.slot(starts):
+            failpoints.hit("kernel-run", str(manifest.get("agent_name")))
+            return self.execute_counted(run, attempt, dispatch, module)
+
+    def execute_counted(
+        self, run: Run, attempt: int, dispatch: dict[str, Any], module: wasmtime.Module
+    ) -> Future[None]:
+        """Run the module, clear its start count as soon as it returned (an S3 outage after
+        that is no crash of the run's), store what it left, report."""
+        manifest = dispatch["manifest"]
         capabilities = frozenset(str(c) for c in manifest.get("capabilities") or [])
         artifacts: list[dict[str, Any]] = []
         self.starts.begin(run, attempt)
@@ -286,11 +311,13 @@ class KernelWorker:
             if "scratch_dir" in capabilities:  # a folder only for the runs granted one
                 with tempfile.TemporaryDirectory(prefix="aion-run-") as scratch:
                     result = traced_run(self.kernel, module, dispatch, host, Path(scratch))
+                    self.crashes.finished(run.run_id)  # this worker survived the run
                     for name, data in produced_files(Path(scratch)):
                         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
                         artifacts.append(self.store(run, f"file:{name}", data, kind))
             else:
                 result = traced_run(self.kernel, module, dispatch, host)
+                self.crashes.finished(run.run_id)
             if result.logs:
                 artifacts.append(self.store(run, "logs", result.logs, "text/plain"))
             fuel, took = result.fuel_used, result.duration_ms

@@ -20,6 +20,7 @@ from aion.stack.s3 import read_object, stat_or_none
 from commands.model import Command, scoped_id
 from kernel import import_problem
 from schemas.modules import module_object_key
+from streams import failpoints
 from streams.app import StreamsApp
 
 MANIFEST_COMMANDS = {"aion.agent.DeployAgent", "aion.agent.UpdateAgent"}
@@ -56,5 +57,9 @@ async def io_facts(streams: StreamsApp, command: Command) -> dict[tuple[str, str
     if not match:
         return {}  # the decider refuses the syntax itself
     tenant_id = str(command.envelope["tenant_id"])
+    if failpoints.fires("facts-unreachable", command.type, times=2):
+        raise ConnectionRefusedError("failpoint facts-unreachable: the S3 store did not answer")
+    if failpoints.fires("facts-broken", command.type):
+        raise RuntimeError("failpoint facts-broken: the module facts could not be read")
     fact = await asyncio.to_thread(module_fact, streams, tenant_id, match.group(1), manifest)
     return {} if fact is None else {("module", scoped_id(tenant_id, digest)): fact}

@@ -265,6 +265,16 @@ class _Planning:
         self.document(key)["state"] = {"policies": policies}
         self.touch(key)
 
+    def key_roles(self, actor: str) -> list[str]:
+        """An API key actor's roles as its aggregate records them (same tenant, so same
+        partition: current); none for a revoked key or any other actor. The envelope's
+        ``actor_roles`` are never read: whoever writes to aion.commands sets them."""
+        key_id = enforcement.api_key_of(actor)
+        if key_id is None:
+            return []
+        key = self.state(AGGREGATES["api_key"], scoped_id(self.tenant_id, key_id))
+        return list(key.roles) if key.status == "active" else []
+
     def enforce(self, aggregate_id: str, events: list[Event]) -> list[Event]:
         """The decider's events with the Cedar verdict woven in (a denial replaces them)."""
         command = self.command
@@ -287,7 +297,7 @@ class _Planning:
             self.now_ms,
             manifest,
             task,
-            actor_roles=list(command.envelope.get("actor_roles") or []),
+            key_roles=self.key_roles(str(command.envelope["actor"])),
         )
         policies = enforcement.compile_policies(enforcement.policy_key(self.tenant_policies()))
         verdict = enforcement.evaluate(request, policies)

@@ -49,7 +49,7 @@ class ConsoleFiles:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response: Response
         if scope["method"] not in ("GET", "HEAD"):
-            response = PlainTextResponse("Method Not Allowed", status_code=405)
+            response = PlainTextResponse("Method Not Allowed", 405, {"Allow": "GET, HEAD"})
         else:
             found = resolve(get_route_path(scope))  # the path below /console
             if found is None:

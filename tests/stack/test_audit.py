@@ -148,6 +148,7 @@ def test_each_fact_is_one_entry_with_its_kind_actor_and_outcome(audited: dict[st
         "status": 403,
         "via": "token",
         "roles": ["viewer"],
+        "count": 1,  # one refusal (api/denials.py counts repeated ones into one entry)
     }
     assert denied["target"] == denied["detail"]["path"] and denied["command_id"] is None
     assert all(i["position"].count(":") == 2 for i in items)

@@ -110,6 +110,17 @@ def test_sign_in_out_and_denials_come_from_the_audit_topic() -> None:
         "denial", "denied", "/v1/tenants/acme/tasks")  # fmt: skip
     assert denied.detail["status"] == 403 and denied.detail["reason"] == "other tenant"
     assert "roles" not in denied.detail  # empty values are left out
+    assert denied.detail["count"] == 1 and "first_at" not in denied.detail  # written before
+
+
+def test_a_counted_denial_carries_its_count_and_its_first_and_last_time() -> None:
+    first, last = datetime(2026, 12, 7, 12, 0, tzinfo=UTC), datetime(2026, 12, 7, 12, 1, tzinfo=UTC)
+    denied = classify(*event(ACCESS_DENIED, "principal", "eve", subject="eve", via="token",
+                             roles=["admin"], method="GET", path="/v1/tenants/acme/agents",
+                             action="GET /v1/tenants/{tenant}/agents", reason="other tenant",
+                             status=403, count=41, first_at=first, last_at=last))  # fmt: skip
+    assert (denied.detail["count"], denied.detail["first_at"], denied.detail["last_at"]) == (
+        41, first, last)  # fmt: skip
 
 
 def test_any_other_event_is_a_command_that_went_through() -> None:

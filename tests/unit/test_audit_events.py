@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from typing import Any
 
 import fastavro
@@ -29,7 +30,13 @@ def test_the_api_and_the_projection_name_the_same_records() -> None:
         (SIGNED_OUT, {"subject": "ana", "session_id": "s1"}),
         (ACCESS_DENIED, {"subject": "anonymous", "via": "", "roles": [], "method": "GET",
                          "path": "/v1/tenants/acme", "action": "tenant.read",
-                         "reason": "no credentials", "status": 401}),
+                         "reason": "no credentials", "status": 401, "count": 1,
+                         "first_at": None, "last_at": None}),
+        (ACCESS_DENIED, {"subject": "eve", "via": "token", "roles": ["admin"], "method": "GET",
+                         "path": "/v1/tenants/acme/agents", "action": "GET /v1/tenants/...",
+                         "reason": "another tenant", "status": 403, "count": 41,
+                         "first_at": datetime(2026, 12, 7, 12, 0, tzinfo=UTC),
+                         "last_at": datetime(2026, 12, 7, 12, 1, 0, 250000, tzinfo=UTC)}),
     ],
 )  # fmt: skip
 def test_audit_events_serialise_with_the_envelope_the_api_builds(

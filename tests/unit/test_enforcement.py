@@ -106,7 +106,9 @@ def test_evaluation_errors_are_reported_in_the_diagnostics() -> None:
     assert result.diagnostics and "odd" in " ".join(result.diagnostics)
 
 
-def test_the_roles_the_api_authenticated_count_with_the_tenants_own() -> None:
+def test_only_the_roles_the_write_model_records_count() -> None:
+    """Issue 17, finding 12: a user's roles are the tenant's record of them; an API key's are
+    its own aggregate's (``key_roles``). Nothing a command's envelope claims is an input."""
     rule = {
         "prod-needs-operator": "forbid(principal, action, resource) "
         'when { resource.labels.contains("env=prod") } '
@@ -114,14 +116,11 @@ def test_the_roles_the_api_authenticated_count_with_the_tenants_own() -> None:
     }
     task = {"task_id": "t-1", "input_bytes": 1, "labels": {"env": "prod"}}
 
-    def by_token(roles: list[str]) -> dict[str, Any]:
+    def by(actor: str, key_roles: list[str]) -> dict[str, Any]:
         return request_for(
-            "aion.task.SubmitTask", "acme", "sso-user", TENANT, 1, MANIFEST, task, roles
+            "aion.task.SubmitTask", "acme", actor, TENANT, 1, MANIFEST, task, key_roles
         )
 
-    assert not verdict(by_token([]), **rule).allowed  # not a registered user: no roles
-    assert verdict(by_token(["operator"]), **rule).allowed  # the token's role is enough
-    registered = request_for(
-        "aion.task.SubmitTask", "acme", "alice", TENANT, 1, MANIFEST, task, ["viewer"]
-    )
-    assert verdict(registered, **rule).allowed  # alice is an operator in the tenant
+    assert not verdict(by("sso-user", []), **rule).allowed  # not a registered user: no roles
+    assert verdict(by("alice", []), **rule).allowed  # alice is an operator in the tenant
+    assert verdict(by("key:0123456789abcdef", ["operator"]), **rule).allowed

@@ -572,10 +572,19 @@ def test_the_last_admin_cannot_lose_admin_or_leave() -> None:
 
 
 def test_without_any_admin_users_may_be_removed_freely() -> None:
-    state = accept(created_state(), add_user("bob", "viewer"))
+    state = accept(created_state(), add_user("bob", "viewer"), add_user("cy", "viewer"))
     decision = AGG.handle(state, remove("bob"))
     assert decision == [Event(tenant.USER_REMOVED, {"tenant_id": "acme", "user_id": "bob"})]
-    assert accept(state, remove("bob")).users == {}
+    assert list(accept(state, remove("bob")).users) == ["cy"]
+
+
+def test_the_last_member_cannot_leave() -> None:
+    """Issue 17, finding 12: a tenant that records members accepts only them at the API; an
+    empty record would hand the tenant back to the identity provider's claims, and a removed
+    user's token would work again."""
+    state = accept(created_state(), add_user("bob", "viewer"), add_user("cy", "viewer"))
+    state = accept(state, remove("bob"))
+    assert refused(state, remove("cy")) == ("conflict", "/user_id")
 
 
 def test_summary_shape() -> None:
