@@ -35,6 +35,10 @@ MAX_KEY_LENGTH = 255
 ALIVE_TTL_S = 5  # an owner silent this long is gone
 ALIVE_EVERY_S = 1.5
 IN_FLIGHT_WAIT_S = 2.0  # how long a retry waits for a live owner to produce
+# A claim never produced this long after it was made is taken over even from a live owner: its
+# request failed without releasing it (Redis away at that moment, then restored from its append
+# log). Taking over re-produces the same command id, which the decider drops if it was sent.
+IN_FLIGHT_MAX_S = 30.0
 POLL_S = 0.05
 RETRY_AFTER_S = 1
 # Replace the claim only if it is still exactly what the retry read (no other retry won).
@@ -123,6 +127,7 @@ def _record(
             "digest": digest,
             "command_id": command_id_for(tenant_id, key),
             "owner": owner,
+            "claimed_at": time.time(),
             "position": position,
             "response": response,
         }
@@ -156,7 +161,8 @@ async def claim(redis: Redis, tenant_id: str, key: str, digest: str, owner: str)
             return Claim(
                 existing["command_id"], False, existing["response"], existing.get("position")
             )
-        if not await redis.exists(_alive_key(str(existing.get("owner")))):
+        stale = time.time() - float(existing.get("claimed_at") or 0) > IN_FLIGHT_MAX_S
+        if stale or not await redis.exists(_alive_key(str(existing.get("owner")))):
             won = await redis.eval(TAKE_OVER, 1, name, raw, mine, KEY_TTL_SECONDS)
             if won:
                 return Claim(command_id, True, None)

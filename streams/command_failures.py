@@ -21,10 +21,8 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import urllib3.exceptions
-from minio.error import ServerError
-
 from streams.producibility import Refusal, refusal
+from streams.server_errors import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +31,6 @@ MAX_ATTEMPTS = 3  # of a command whose handling fails with an error that is not 
 FIRST_DELAY_SECONDS = 0.5
 MAX_DELAY_SECONDS = 10.0
 TRACKED = 1024  # failing commands remembered per process, oldest forgotten first
-# Errors of the servers a command's handling reads (S3, sockets): waited out, never rejected.
-TRANSIENT = (OSError, urllib3.exceptions.HTTPError, ServerError)
 
 
 class CommandFailed(Exception):
@@ -54,10 +50,6 @@ class Retry:
 
     delay: float
     rejected: Refusal | None
-
-
-def is_transient(error: BaseException) -> bool:
-    return isinstance(error, TRANSIENT)
 
 
 class Failures:

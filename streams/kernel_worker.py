@@ -59,6 +59,7 @@ from streams import failpoints
 from streams.kernel_crashes import MAX_STARTS, Isolation, StartCounter
 from streams.kernel_inflight import InFlight, ReportFailed, RunStarts
 from streams.run_reports import Outcome, Run, RunReporter
+from streams.server_errors import is_transient
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("aion.kernel")
@@ -72,6 +73,8 @@ PUT_BLINDLY_BYTES = 64 << 10  # smaller artifacts are written without looking th
 PREFETCH_PER_THREAD = 16  # dispatches taken per run thread before the consumer pauses
 BUSY_POLL_S = 0.005  # with runs in flight, look back soon: a finished run's offset waits
 IDLE_POLL_S = 0.2
+STORE_FIRST_DELAY_S, STORE_MAX_DELAY_S = 0.5, 10.0  # backoff of an S3 store that failed
+STORE_PATIENCE_S = 600.0  # how long a run waits for S3 before the worker gives it up
 # Finished runs' offsets are committed at most this often: a commit per run was an
 # OffsetCommit request (and a __consumer_offsets record) per task. A killed worker's next owner
 # redoes at most this much more, and the report's run id makes a redone run a no-op.
@@ -229,8 +232,20 @@ class KernelWorker:
         hex_digest = hashlib.sha256(data).hexdigest()
         key = artifact_key(run.tenant_id, hex_digest)
         bucket = self.settings.s3_bucket
-        if len(data) <= PUT_BLINDLY_BYTES or stat_or_none(self.s3, bucket, key) is None:
-            self.s3.put_object(bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        delay, gave_up_at = STORE_FIRST_DELAY_S, time.monotonic() + STORE_PATIENCE_S
+        while True:  # an S3 outage is waited out (issue 17, finding 15): the run is not lost
+            try:
+                if len(data) <= PUT_BLINDLY_BYTES or stat_or_none(self.s3, bucket, key) is None:
+                    self.s3.put_object(
+                        bucket, key, io.BytesIO(data), len(data), content_type=content_type
+                    )
+                break
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() > gave_up_at or self.stopping.is_set():
+                    raise
+                log.warning("S3 did not store %s (%s); again in %.1f s", artifact_id, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, STORE_MAX_DELAY_S)
         return {
             "artifact_id": artifact_id,
             "digest": f"sha256:{hex_digest}",

@@ -140,6 +140,28 @@ def test_a_claim_whose_api_is_alive_and_producing_is_a_409_to_retry(
     assert commands_high_watermark(settings) == before  # a live owner is never overtaken
 
 
+def test_a_live_owners_claim_left_unproduced_too_long_is_taken_over(
+    api: httpx.Client, settings: Settings
+) -> None:
+    """Issue 17, finding 15: Redis was killed while the API produced, and restored the claim
+    from its append log; the API lives on, but its request never finished the claim. Its
+    retries got 409 for 24 h; past IN_FLIGHT_MAX_S the claim is taken over."""
+    tenant = new_tenant_id()
+    body = {"tenant_id": tenant, "display_name": "Stuck"}
+    headers = {"Idempotency-Key": f"stuck-{tenant}"}
+    assert api.post("/v1/tenants", json=body, headers=headers).status_code == 202
+    client = redis.Redis.from_url(settings.redis)
+    client.set("aion:api:alive:living-api", b"1", ex=30)
+    left_by_a_crash(settings, tenant, headers["Idempotency-Key"], owner="living-api")
+    name = f"aion:{tenant}:idempotency:{headers['Idempotency-Key']}"
+    record = json.loads(client.get(name) or b"{}")
+    record["claimed_at"] = time.time() - 31
+    client.set(name, json.dumps(record), ex=3600)
+    retry = api.post("/v1/tenants", json=body, headers={**headers, "Prefer": "wait=20"})
+    assert retry.status_code in (200, 201), retry.text
+    assert [n for n, _ in events_for(settings, tenant)] == ["aion.tenant.TenantCreated"]
+
+
 def test_a_command_delivered_twice_changes_state_once(
     settings: Settings, api: httpx.Client
 ) -> None:
