@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -52,6 +53,17 @@ def stack(settings: Settings) -> Iterator[Stack]:
     for service in reversed(stack.services):
         if service.has_process and not service.external and service.name not in running_before:
             service.process.stop()
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate, and kill what does not end within 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class AionProcesses:
@@ -100,14 +112,44 @@ class AionProcesses:
         return proc
 
     def stop_role(self, role: str) -> None:
-        proc = self.procs.pop(role)  # no longer expected to be alive
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(self.procs.pop(role))  # no longer expected to be alive
+
+    @contextmanager
+    def extra_api(self, name: str, root: Path = ROOT, **env: str) -> Iterator[str]:
+        """Another `aion serve` (code from ``root``) on the session's servers with its own
+        settings, logged to ``<name>.log``; yields its base URL once ``/readyz`` answers 200."""
+        port = free_port()
+        full = {
+            **os.environ,
+            "AION_API_PORT": str(port),
+            "AION_TRACE_FILE": str(self.logs / f"traces-{name}.jsonl"),
+            **env,
+        }
+        log_path = self.logs / f"{name}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "aion", "serve"],
+                env=full,
+                cwd=root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"the API {name} exited:\n{log_path.read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"the API {name} was not ready in 120 s"
+                time.sleep(0.3)
+            yield base
+        finally:
+            stop_process(proc)
 
     def check_alive(self) -> None:
         for role, proc in self.procs.items():

@@ -13,18 +13,16 @@ leaves behind in that process (waits, pooled connections) cannot reach the tests
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, AionProcesses, free_port
+from tests.conftest import AionProcesses
 from tests.stack.identity import admin_client, admin_headers
 from tests.stack.test_tenants_api import new_tenant_id
 
@@ -41,38 +39,11 @@ EXAMPLES_PER_OPERATION = 20  # 1 to 2 minutes on two cores
 @pytest.fixture(scope="module")
 def fuzzed_api(processes: AionProcesses) -> Iterator[str]:
     """Another `aion serve` on the session's servers, stopped after this module."""
-    port = free_port()
-    env = {**os.environ, "AION_API_PORT": str(port)}
-    for name in ("TENANT", "CALLER"):  # as the session's API: rate limits out of the way
-        env[f"AION_RATE_{name}_PER_S"] = env[f"AION_RATE_{name}_BURST"] = "100000"
-    with (processes.logs / "serve-contract.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aion", "serve"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "the contract test's API exited"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the contract test's API was not ready in 60 s"
-            time.sleep(0.3)
+    limits = {
+        f"AION_RATE_{n}_{k}": "100000" for n in ("TENANT", "CALLER") for k in ("PER_S", "BURST")
+    }
+    with processes.extra_api("serve-contract", **limits) as base:  # rate limits out of the way
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

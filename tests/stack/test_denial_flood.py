@@ -11,9 +11,6 @@ overflows into its own tenant's log.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,7 +30,7 @@ from api.audit_events import ACCESS_DENIED
 from api.denials import AGGREGATES_PER_CALLER, OVERFLOW_ACTION
 from schemas.codec import Codec
 from schemas.topics import AUDIT
-from tests.conftest import ROOT, AionProcesses, free_port
+from tests.conftest import ROOT, AionProcesses
 from tests.stack.identity import admin_client, bearer
 from tests.stack.kafka_reading import reader
 from tests.stack.test_tenants_api import new_tenant_id
@@ -49,58 +46,21 @@ def api_with_limits(processes: AionProcesses, root: Path = ROOT, **env: str) -> 
     """A second API on the same stack (code from ``root``), with a tenant limit low enough to
     run dry (the session's API has its limits raised out of the way) and a short denial
     window; yields its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "AION_API_PORT": str(port),
+    limits = {
         "AION_RATE_TENANT_PER_S": "0.001",
         "AION_RATE_TENANT_BURST": str(TENANT_BURST),
         "AION_RATE_CALLER_PER_S": "100000",
         "AION_RATE_CALLER_BURST": "100000",
         "AION_AUDIT_DENIAL_WINDOW_S": str(WINDOW_S),
-        "AION_TRACE_FILE": str(processes.logs / "traces-serve-limited.jsonl"),
-        **env,
     }
-    log_path = processes.logs / "serve-limited.log"
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aion", "serve"],
-            env=env,
-            cwd=root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(proc, base, log_path)
+    with processes.extra_api("serve-limited", root, **{**limits, **env}) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
 def limited_api(processes: AionProcesses) -> Iterator[str]:
     with api_with_limits(processes) as base:
         yield base
-
-
-def wait_healthy(proc: subprocess.Popen[bytes], base: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the limited API exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail("the limited API did not answer within 120 s")
 
 
 def create_tenant(system: str) -> str:
