@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
@@ -28,6 +26,7 @@ from starlette.routing import Route
 from aion.settings import Settings
 from api.cache_lifetime import lifetime, max_age
 from api.tokens import InvalidToken, TokenVerifier
+from tests.unit.local_server import LocalServer
 
 
 class RotatingIssuer:
@@ -67,20 +66,14 @@ class RotatingIssuer:
                 Route("/realm/{path}", jwks),
             ]
         )
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.served = LocalServer(app, self.port)
 
     def __enter__(self) -> RotatingIssuer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.served.__enter__()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
+        self.served.__exit__()
 
     def sign(self, key: RSAKey, sub: str) -> str:
         now = int(time.time())

@@ -13,13 +13,11 @@ import hashlib
 import hmac
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
@@ -29,6 +27,7 @@ from starlette.routing import Route
 
 from aion.settings import Settings
 from api.tokens import InvalidToken, TokenVerifier
+from tests.unit.local_server import LocalServer
 
 
 class Issuer:
@@ -53,20 +52,14 @@ class Issuer:
                 Route("/realm/jwks", jwks),
             ]
         )
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.served = LocalServer(app, self.port)
 
     def __enter__(self) -> Issuer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.served.__enter__()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
+        self.served.__exit__()
 
     def claims(self, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
