@@ -25,7 +25,7 @@ from aion.ids import new_id
 from api import idempotency
 from api.problems import Problem
 from api.state import ApiState
-from schemas.topics import COMMANDS
+from schemas.topics import COMMANDS, TASKS, command_topic
 
 tracer = trace.get_tracer("aion.api")
 MAX_WAIT_SECONDS = 30.0
@@ -149,14 +149,17 @@ async def produce(
     actor: str,
     roles: list[str],
 ) -> dict[str, Any]:
+    topic = command_topic(command.record_name)
+    # The tenant is the consistency boundary; a task is its own (decision 56).
+    message_key = command.aggregate_id if topic == TASKS else command.tenant_id
     attributes = {
         "messaging.system": "kafka",
-        "messaging.destination.name": COMMANDS,
+        "messaging.destination.name": topic,
         "aion.command.id": command_id,
         "aion.command.type": command.record_name,
     }
     with (
-        tracing.producer_span(tracer, f"send {COMMANDS}", attributes) as carrier,
+        tracing.producer_span(tracer, f"send {topic}", attributes) as carrier,
         telemetry.log_context(command_id=command_id, correlation_id=command_id),
     ):
         envelope = {
@@ -175,11 +178,11 @@ async def produce(
             "tracestate": carrier.get("tracestate"),
         }
         value = state.codec.encode(
-            COMMANDS, command.record_name, {"envelope": envelope, **command.payload}
+            topic, command.record_name, {"envelope": envelope, **command.payload}
         )
         delivered = await state.producer.send(
-            COMMANDS,
-            command.tenant_id.encode(),  # the tenant is the consistency boundary
+            topic,
+            message_key.encode(),
             value,
             {
                 "aion-type": command.record_name.encode(),
@@ -188,7 +191,8 @@ async def produce(
                 **{name: text.encode() for name, text in carrier.items()},
             },
         )
-    state.pending.add(command_id, f"{delivered.partition}:{delivered.offset}:{command.tenant_id}")
+    where = f"{delivered.partition}:{delivered.offset}:{command.tenant_id}|{delivered.topic}"
+    state.pending.add(command_id, where)
     return {"topic": delivered.topic, "partition": delivered.partition, "offset": delivered.offset}
 
 
@@ -313,7 +317,7 @@ async def get_command(request: Request) -> Response:
     if outcome is not None and visible(request, str(outcome["tenant_id"])):
         return JSONResponse(outcome)
     pending = await state.pending.get(command_id) if outcome is None else None
-    text = pending or ""
+    text, _, topic = (pending or "").partition("|")
     partition, _, rest = text.partition(":")
     offset, _, tenant_id = rest.partition(":")
     if pending is None or not visible(request, tenant_id):
@@ -328,6 +332,10 @@ async def get_command(request: Request) -> Response:
         {
             "command_id": command_id,
             "status": "pending",
-            "position": {"topic": COMMANDS, "partition": int(partition), "offset": int(offset)},
+            "position": {
+                "topic": topic or COMMANDS,  # entries written before decision 56 had none
+                "partition": int(partition),
+                "offset": int(offset),
+            },
         }
     )

@@ -1,8 +1,8 @@
-"""One tenant's orchestrator for the length of one command: the rules of
+"""One tenant's admission for the length of one command: the rules of
 ``commands.orchestration`` applied to its bounded state. Pure, no I/O: it reads and writes
 small entries through ``commands.entries.Entries`` (the planner's working set), and applies
-the events it decides through a callback, so that each one is folded into its task (and seen
-by the scheduler again) before the next is decided.
+what it decides through a callback, so that each decision is folded into the task's job
+(``commands.admission``) and seen by the scheduler again before the next is made.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from commands.admission import job_key
 from commands.entries import Entries, Entry, Fifo
 from commands.model import Event
 from commands.orchestration import (
     Limits,
-    after_failure,
     quotas_of,
     recent_starts,
+    run_id_for,
     scheduled_event,
     window_opens_ms,
 )
@@ -24,10 +25,7 @@ from commands.task import (
     AUTHORIZED,
     RETRY_SCHEDULED,
     RUN_FAILED,
-    RUN_STARTED,
-    RUN_SUCCEEDED,
     SCHEDULED,
-    SUCCEEDED,
     TIMED_OUT,
     TaskState,
 )
@@ -40,16 +38,17 @@ MAX_VISITS = 1024
 MAX_TIMER_PAGES = 2
 
 SLOT_HOLDING = frozenset({"scheduled", "running"})
-STARTING = ("scheduled", "running")  # the status change of the current run's RunStarted
+JOB_STATUS = {"queued": "authorized", "active": "scheduled", "retrying": "retrying"}
 
 Apply = Callable[[str, Event], None]
 
 
 class Scheduler:
-    """One tenant's orchestrator for the length of one command.
+    """One tenant's admission for the length of one command.
 
     ``state`` is the tenant document's state (changed in place; the planner stores it),
-    ``task`` reads a task's current state by its id, ``manifest`` an agent's current manifest.
+    ``task`` reads a task's job by its id (``commands.admission``), ``manifest`` an agent's
+    current manifest.
     """
 
     def __init__(
@@ -71,7 +70,6 @@ class Scheduler:
         self.manifest = manifest
         self.more = False  # work was left for a later command
         self.changed = False
-        self.starting: dict[str, tuple[str, str]] = {}  # task -> (agent, run) started now
         self.wheel = TimerWheel(entries, f"wheel:{tenant_id}", state["wheel"])
         self.queue = Fifo(entries, f"queue:{tenant_id}", state["queue"])
         self.eligible = Fifo(entries, f"eligible:{tenant_id}", state["eligible"])
@@ -125,9 +123,12 @@ class Scheduler:
             slots.save()
         self.changed = True
 
-    def on_event(self, before: TaskState, after: TaskState, event: Event) -> list[Event]:
-        """Fold one of a task's events; the events it calls for at once (for that task)."""
-        task_id, agent = str(after.task_id), str(after.agent_name)
+    def on_event(self, before: TaskState, after: TaskState, event: Event) -> None:
+        """Fold a change of a task's job: admitted, scheduled, waiting for a retry, ended."""
+        task_id, agent = (
+            str(after.task_id or before.task_id),
+            str(after.agent_name or before.agent_name),
+        )
         self._count(before.status, after.status, agent)
         p = event.payload
         if event.type == AUTHORIZED and after.status == "authorized":
@@ -136,22 +137,17 @@ class Scheduler:
                 self.wheel.add(int(after.deadline_ms), ["deadline", task_id, 0, self.now_ms])
         elif event.type == SCHEDULED and after.status == "scheduled" and after.attempt == 1:
             self._record_start()
-        elif event.type == RUN_STARTED and (before.status, after.status) == STARTING:
-            # Set at the end of the command, if the run is still going then: a whole-run
-            # report records its start and its outcome in one command.
-            self.starting[task_id] = (agent, str(after.run_id))
         elif event.type == RETRY_SCHEDULED and after.status == "retrying":
             if int(p["retry_at_ms"]) <= self.now_ms:
                 self.park(agent, {"task_id": task_id, "attempt": after.attempt})
             else:
                 self.wheel.add(int(p["retry_at_ms"]), ["retry", task_id, after.attempt, 0])
-        current = before.status in SLOT_HOLDING and p.get("run_id") == before.run_id
-        if event.type == RUN_SUCCEEDED and current:
-            return [Event(SUCCEEDED, {"task_id": task_id, "run_id": p["run_id"]})]
-        if event.type == RUN_FAILED and current:
-            return [after_failure(self.manifest(agent), task_id, before.attempt, p, self.now_ms)]
-        self.changed = self.changed or event.type in (AUTHORIZED, RUN_STARTED, RETRY_SCHEDULED)
-        return []
+        self.changed = self.changed or event.type in (AUTHORIZED, RETRY_SCHEDULED)
+
+    def watch(self, task_id: str, run_id: str, until_ms: int) -> None:
+        """A watchdog for a run that started and has not reported its end."""
+        self.wheel.add(until_ms, ["watchdog", task_id, run_id, self.now_ms])
+        self.changed = True
 
     def _record_start(self) -> None:
         starts = recent_starts(self.state["starts"], self.now_ms)
@@ -170,7 +166,6 @@ class Scheduler:
 
     def advance(self, limits: Limits, apply: Apply) -> None:
         """Fire due timers, then admit what the limits allow, within one command's budget."""
-        self._watch_started_runs()
         timers, more = self.wheel.fire(self.now_ms, MAX_TIMER_PAGES)
         self.more = more
         self.changed = self.changed or bool(timers)
@@ -192,16 +187,6 @@ class Scheduler:
             if step is None:
                 break
             admitted += step
-
-    def _watch_started_runs(self) -> None:
-        """A watchdog for each run that started in this command and is still running."""
-        for task_id, (agent, run_id) in self.starting.items():
-            task = self.task(task_id)
-            if task.status == "running" and task.run_id == run_id:
-                timeout = int(quotas_of(self.manifest(agent)).get("timeout_ms", 30_000))
-                watchdog = self.now_ms + timeout + self.grace_ms
-                self.wheel.add(watchdog, ["watchdog", task_id, run_id, self.now_ms])
-        self.starting.clear()
 
     def _fired(self, kind: str, task_id: str, token: Any, since_ms: int) -> Event | None:
         task = self.task(task_id)
@@ -283,9 +268,19 @@ class Scheduler:
 
     def adopt(self, jobs: Mapping[str, Mapping[str, Any]]) -> None:
         """Take over the live tasks of a document stored before decision 50 (one document
-        holding every job): queued ones in their order, slots, retries and deadlines."""
+        holding every job), or folded from the events: a job entry each (decision 56),
+        queued ones in their order, slots, retries and deadlines."""
         for task_id, job in sorted(jobs.items(), key=lambda item: int(item[1].get("seq", 0))):
             agent, phase = str(job["agent_name"]), job.get("phase")
+            attempt = int(job.get("attempt") or 0)
+            entry = {
+                "status": job.get("status") or JOB_STATUS.get(str(phase), "authorized"),
+                "agent_name": agent,
+                "attempt": attempt,
+                "run_id": job.get("run_id") or (run_id_for(task_id, attempt) if attempt else None),
+                "deadline_ms": job.get("deadline_ms"),
+            }
+            self.entries.put(job_key(self.tenant_id, task_id), entry)
             if phase == "queued":
                 self.state["queued"] += 1
                 self.queue.push({"task_id": task_id, "agent": agent})
@@ -296,7 +291,6 @@ class Scheduler:
                 slots.save()
             elif phase == "retrying":
                 self.state["retrying"] += 1
-                attempt = int(job.get("attempt", 0))
                 self.wheel.add(int(job["retry_at_ms"]), ["retry", task_id, attempt, 0])
             if job.get("deadline_ms") is not None:
                 self.wheel.add(int(job["deadline_ms"]), ["deadline", task_id, 0, self.now_ms])

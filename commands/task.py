@@ -5,6 +5,7 @@ Id: ``scoped_id(tenant_id, task_id)``. Status machine::
     absent -> submitted -> authorized | rejected
     authorized -> scheduled -> running -> succeeded | failed | retrying
     scheduled -> failed | retrying          (the kernel refused the run before starting it)
+    authorized | retrying -> failed         (its agent was no longer deployed when admitted)
     retrying -> scheduled                   (the next attempt, after the backoff)
     any non-terminal but submitted -> timed_out (its deadline passed)
     any non-terminal -> cancelled
@@ -100,7 +101,8 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     SCHEDULED: (frozenset({"authorized", "retrying"}), "scheduled"),
     RUN_STARTED: (frozenset({"scheduled"}), "running"),
     SUCCEEDED: (frozenset({"scheduled", "running"}), "succeeded"),
-    FAILED: (frozenset({"scheduled", "running"}), "failed"),
+    # from authorized or retrying: admission found its agent no longer deployed
+    FAILED: (frozenset({"authorized", "scheduled", "running", "retrying"}), "failed"),
     RETRY_SCHEDULED: (frozenset({"scheduled", "running"}), "retrying"),
     TIMED_OUT: (frozenset({"authorized", "scheduled", "running", "retrying"}), "timed_out"),
     CANCELLED: (

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from schemas import catalog
 
 COMMANDS = "aion.commands"
+TASKS = "aion.tasks"
 DISPATCH = "aion.kernel.dispatch"
 DEADLETTER = "aion.deadletter"
 AUDIT = "aion.audit"
@@ -87,13 +88,38 @@ EVENT_KEYS = {
 }
 
 
+# The task stage's commands (decision 56): a task's own commands and the kernel's reports of its
+# runs, admission's answers, and the facts replicated to every partition. A task command that
+# reaches aion.commands (from an older producer) is forwarded here unchanged.
+TASK_STAGE_NAMESPACES = frozenset({"aion.task", "aion.run", "aion.facts"})
+TASK_STAGE_ADMISSION = frozenset({"aion.admission.ScheduleRun", "aion.admission.AbortTask"})
+TENANT_STAGE_ONLY = frozenset({"aion.task.Tick"})
+TASK_STAGE_ONLY = frozenset({*TASK_STAGE_ADMISSION, "aion.facts.ReplicateFact"})
+
+
+def task_stage_record(name: str) -> bool:
+    """Whether a command record is decided by the task stage (on aion.tasks)."""
+    if name in TENANT_STAGE_ONLY:
+        return False
+    return name in TASK_STAGE_ADMISSION or name.rsplit(".", 1)[0] in TASK_STAGE_NAMESPACES
+
+
+def command_topic(name: str) -> str:
+    """The topic a command record is produced to."""
+    return TASKS if task_stage_record(name) else COMMANDS
+
+
 def _records(kind: str, aggregate: str | None = None) -> tuple[str, ...]:
     chosen = []
     for name, record in catalog.all_records().items():
         namespace = name.rsplit(".", 1)[0]
-        if (kind == "command" and record.is_command) or (
-            kind == "event" and record.is_event and NAMESPACE_AGGREGATE.get(namespace) == aggregate
-        ):
+        if kind == "task-command":
+            wanted = record.is_command and task_stage_record(name)
+        elif kind == "command":
+            wanted = record.is_command and name not in TASK_STAGE_ONLY
+        else:
+            wanted = record.is_event and NAMESPACE_AGGREGATE.get(namespace) == aggregate
+        if wanted:
             chosen.append(name)
     return tuple(chosen)
 
@@ -118,7 +144,19 @@ TOPICS: tuple[TopicSpec, ...] = (
         key="tenant id: one writer per tenant, so cross-aggregate rules are checked consistently",
         records=_records("command"),
         retention_ms=WEEK_MS,
-        doc="Commands accepted at the edge, waiting for their aggregate's decider.",
+        doc="Commands accepted at the edge, waiting for their aggregate's decider, and the "
+        "admission stage's requests (AdmitTask, SettleTask, WatchRun). Task commands produced "
+        "here by an older client are forwarded to aion.tasks.",
+    ),
+    TopicSpec(
+        TASKS,
+        key="<tenant>/<task id>: one writer per task, so one tenant's tasks spread over every "
+        "worker; ReplicateFact is sent to each partition",
+        records=_records("task-command"),
+        retention_ms=WEEK_MS,
+        doc="The task stage's commands: SubmitTask and CancelTask from the API, the kernel "
+        "workers' run reports, admission's ScheduleRun and AbortTask, and the tenant stage's "
+        "replicated facts (decision 56).",
     ),
     *(_events_topic_spec(a) for a in EVENT_KEYS),
     TopicSpec(

@@ -66,6 +66,12 @@ class StreamsApp:
         self.aggregates = self.app.Table(
             "aggregates", default=None, partitions=settings.topic_partitions, value_type=bytes
         )
+        # The task stage's state (decision 56), keyed "task:<tenant>/<task>", and the facts
+        # replicated to each of its partitions ("fact:<type>:<id>"): aion.tasks is keyed by
+        # task, so one tenant's tasks spread over every partition of this table.
+        self.tasks = self.app.Table(
+            "tasks", default=None, partitions=settings.topic_partitions, value_type=bytes
+        )
         # The orchestrator's state per tenant (``scheduler:<tenant>``), apart so that the timer
         # can scan it every second: one small document per tenant.
         self.schedulers = self.app.Table(
@@ -86,13 +92,18 @@ class StreamsApp:
                 replication_factor=self.settings.topic_replication,
                 config={"cleanup.policy": "compact"},
             )
-            for table in (self.aggregates, self.schedulers)
+            for table in (self.aggregates, self.schedulers, self.tasks)
         ]
         return create_missing_topics(self.settings.kafka, wanted)
 
     @cached_property
     def emitter(self) -> Emitter:
         """The producer of the command processor's own messages (``streams.emitter``)."""
+        return Emitter(self.settings.kafka, int(self.app.conf.producer_max_request_size))
+
+    @cached_property
+    def task_emitter(self) -> Emitter:
+        """The task stage's own producer: each stage flushes only its own batch's messages."""
         return Emitter(self.settings.kafka, int(self.app.conf.producer_max_request_size))
 
     @cached_property

@@ -1,9 +1,11 @@
-"""The command processor: the single writer of every aggregate, and the task orchestrator.
+"""The command processor: the single writer of every aggregate, in two keyed stages.
 
-For each command on ``aion.commands`` (keyed by tenant, so all of a tenant's aggregates have
-one partition and one writer): plan it (``streams.plan``: decide, enforce, orchestrate),
-produce the planned messages and wait for Kafka's acks, then store the changed documents.
-Commands come in batches that share one wait for acks (``streams.group_commit``).
+Two Faust agents run the same loop (decision 56): the tenant stage on ``aion.commands`` (keyed
+by tenant: the tenant's own aggregates, and admission of its tasks; ``streams.tenant_stage``)
+and the task stage on ``aion.tasks`` (keyed by task: each task's own writer;
+``streams.task_stage``). For each command: plan it, produce the planned messages and wait for
+Kafka's acks, then store the changed documents in the stage's table. Commands come in batches
+that share one wait for acks (``streams.group_commit``).
 
 Why this order: messages are produced before the state is saved, so a crash in between replays
 the command against the old state and yields the same messages with the same deterministic ids
@@ -25,21 +27,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from faust.types import EventT
 from opentelemetry import trace
 
 from aion import metrics, telemetry, tracing
+from commands.admission import INTERNAL
 from commands.aggregates import aggregate_for
 from commands.model import Command
 from commands.task import ENFORCEMENT_DECIDED
 from schemas.codec import DecodeError, RegistryUnavailable
-from schemas.topics import COMMANDS
+from schemas.topics import COMMANDS, TASKS
 from streams import failpoints
 from streams.app import StreamsApp
 from streams.command_failures import INTERNAL_ERROR, CommandFailed, Failures
 from streams.deadletter import send_to_deadletter
+from streams.emitter import Emitter
 from streams.group_commit import (
     BATCH_SIZE,
     BATCH_WAIT_SECONDS,
@@ -51,7 +56,7 @@ from streams.group_commit import (
 )
 from streams.module_facts import io_facts
 from streams.outgoing import Limits, Outgoing, encode_writes, prepare
-from streams.plan import TICK, Emission, Plan, millis, plan_command
+from streams.plan import TICK, Emission, Plan, millis
 from streams.producibility import (
     CONFLICT,
     Refusal,
@@ -62,6 +67,8 @@ from streams.producibility import (
     refusal,
 )
 from streams.refusals import Remembered, rejection
+from streams.task_stage import plan_task_command
+from streams.tenant_stage import plan_tenant_command
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("aion.streams")
@@ -84,20 +91,58 @@ async def registry_retry(call: Callable[..., T], *args: Any) -> T:
             delay = min(delay * 2, 10.0)
 
 
+Planner = Callable[[Command, Callable[[str], dict[str, Any] | None], Any, int], Plan]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One of the two keyed stages: its topic, its table, its producer and its planner."""
+
+    topic: str
+    table: Any
+    emitter: Emitter
+    planner: Planner
+    schedulers: Any = None  # the tenant stage keeps ``scheduler:`` documents apart
+
+    def target(self, key: str) -> Any:
+        if self.schedulers is not None and key.startswith("scheduler:"):
+            return self.schedulers
+        return self.table
+
+
+def stages(streams: StreamsApp) -> tuple[Stage, Stage]:
+    partitions = streams.settings.topic_partitions
+
+    def tenant_planner(command: Command, read: Any, facts: Any, grace_ms: int) -> Plan:
+        return plan_tenant_command(command, read, facts, grace_ms, partitions)
+
+    tenant = Stage(
+        COMMANDS, streams.aggregates, streams.emitter, tenant_planner, streams.schedulers
+    )
+    task = Stage(TASKS, streams.tasks, streams.task_emitter, plan_task_command)
+    return tenant, task
+
+
 def register(streams: StreamsApp) -> None:
-    app, table = streams.app, streams.aggregates
-    remembered = Remembered()
-    failures = Failures()
+    app = streams.app
+    tenant, task = stages(streams)
 
     @app.agent(streams.commands, name="command-processor")
     async def process(stream: Any) -> None:
+        remembered, failures = Remembered(), Failures()
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
-            await handle_batch(streams, table, events, remembered, failures)
+            await handle_batch(streams, tenant, events, remembered, failures)
+
+    @app.agent(streams.topics[TASKS], name="task-processor")
+    async def process_tasks(stream: Any) -> None:
+        remembered, failures = Remembered(), Failures()
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WAIT_SECONDS):
+            await handle_batch(streams, task, events, remembered, failures)
 
 
 async def handle_batch(
     streams: StreamsApp,
-    table: Any,
+    stage: Stage,
     events: list[EventT],
     remembered: Remembered,
     failures: Failures,
@@ -121,14 +166,14 @@ async def handle_batch(
             with processing(event):
                 try:
                     await handle(
-                        streams, table, batch, event, Handling(position, remembered, attempts)
+                        streams, stage, batch, event, Handling(position, remembered, attempts)
                     )
                 except CommandFailed as exc:
                     failed = exc
                     break
-        failure = await batch.settle(streams.emitter.flush)
+        failure = await batch.settle(stage.emitter.flush)
         if failure is None:
-            store(streams, table, batch.decided)
+            store(streams, stage, batch.decided)
             if failed is None:
                 return
             pending = await after_failure(failed, pending, remembered, failures)
@@ -143,7 +188,7 @@ async def handle_batch(
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
             continue
-        pending = recover(streams, table, batch, failure, pending, remembered, attempts)
+        pending = recover(streams, stage, batch, failure, pending, remembered, attempts)
 
 
 async def after_failure(
@@ -161,7 +206,7 @@ async def after_failure(
     return pending[failed.position :]
 
 
-def store(streams: StreamsApp, table: Any, decided: list[Decided]) -> None:
+def store(streams: StreamsApp, stage: Stage, decided: list[Decided]) -> None:
     """The documents of acknowledged commands, in command order, each command's own last."""
     for each in decided:
         failpoints.hit("after-produce", each.command.type)
@@ -177,7 +222,7 @@ def store(streams: StreamsApp, table: Any, decided: list[Decided]) -> None:
     # No await from here on: the batch's documents are stored together.
     for key, (each, raw) in final.items():
         with processing(each.event):
-            target = streams.schedulers if key.startswith("scheduler:") else table
+            target = stage.target(key)
             if raw is None:
                 target.pop(key, None)
             else:
@@ -188,7 +233,7 @@ def store(streams: StreamsApp, table: Any, decided: list[Decided]) -> None:
 
 def recover(
     streams: StreamsApp,
-    table: Any,
+    stage: Stage,
     batch: GroupCommit,
     failure: Failure,
     pending: list[EventT],
@@ -199,7 +244,7 @@ def recover(
     acknowledged, none planned on its state), remember the refusal, and return the events
     to handle again, from the refused command on (decision 49)."""
     failed = batch.decided[failure.index]
-    store(streams, table, batch.decided[: failure.index])
+    store(streams, stage, batch.decided[: failure.index])
     refused = broker_refused(failure.emission.record, failure.emission.topic, failure.error)
     remembered.put(failed.command.command_id, refused)
     metrics.COMMANDS_UNPRODUCIBLE.labels(refused.code).inc()
@@ -225,15 +270,15 @@ class Handling(NamedTuple):
 
 
 async def handle(
-    streams: StreamsApp, table: Any, batch: GroupCommit, event: EventT, handling: Handling
+    streams: StreamsApp, stage: Stage, batch: GroupCommit, event: EventT, handling: Handling
 ) -> None:
     message = event.message
     attempts = handling.attempts
     if (message.partition, message.offset) in attempts.deadlettered:
         return  # dead-lettered in an earlier pass over this batch
     try:
-        name, value = await registry_retry(streams.codec.decode, COMMANDS, message.value or b"")
-        if name != TICK:
+        name, value = await registry_retry(streams.codec.decode, stage.topic, message.value or b"")
+        if name != TICK and name not in INTERNAL:
             aggregate_for(name)
     except (DecodeError, KeyError) as exc:
         await deadletter(streams, event, exc, attempts)
@@ -250,7 +295,7 @@ async def handle(
     }
     with (
         tracer.start_as_current_span(
-            f"process {COMMANDS}",
+            f"process {stage.topic}",
             context=tracing.parent_context(envelope, message.headers),
             kind=trace.SpanKind.CONSUMER,
             attributes=attributes,
@@ -258,7 +303,7 @@ async def handle(
         telemetry.log_context(**telemetry.envelope_ids(envelope)),
     ):
         try:
-            await decide(streams, table, batch, event, command, handling)
+            await decide(streams, stage, batch, event, command, handling)
         except Exception as exc:  # settled, stored up to here, then handled again
             raise CommandFailed(handling.position, command.command_id, name) from exc
 
@@ -272,7 +317,7 @@ async def deadletter(
 
 async def decide(
     streams: StreamsApp,
-    table: Any,
+    stage: Stage,
     batch: GroupCommit,
     event: EventT,
     command: Command,
@@ -281,14 +326,14 @@ async def decide(
     """Plan the command against the batch's view, check that all of it can be produced, and
     send it (with its trace); else send its rejection instead."""
     position, remembered, attempts = handling
-    read = documents_reader(streams, table, batch)
+    read = documents_reader(streams, stage, batch)
     refused = remembered.get(command.command_id)  # refused in an earlier pass over the batch
     if refused is not None and refused.code == INTERNAL_ERROR:
         plan = Plan()  # its handling failed MAX_ATTEMPTS times: only its rejection is sent
     else:
         facts = await io_facts(streams, command)
         try:
-            plan = plan_command(command, read, facts, streams.settings.watchdog_grace_ms)
+            plan = stage.planner(command, read, facts, streams.settings.watchdog_grace_ms)
         except Exception as exc:  # a decider bug must not stop the partition: dead-letter it
             log.exception("decider failed on command %s", command.command_id)
             await deadletter(streams, event, exc, attempts)
@@ -321,13 +366,15 @@ async def decide(
     if refused is not None:
         log.warning("command %s %s refused: %s", command.type, command.command_id, refused)
         instead = await rejected(streams, command, refused, read, headers, limits, remembered)
+        if instead is None and (command.type == TICK or command.type in INTERNAL):
+            log.error("internal command %s %s dead-lettered", command.type, command.command_id)
         if instead is None:
             await deadletter(streams, event, Unproducible(refused), attempts)
             return
         ready, writes = instead
         emissions = [outgoing.emission for outgoing in ready]
     decided = Decided(event, command, emissions, writes, position=position)
-    await send(streams, batch, decided, ready)
+    await send(stage.emitter, batch, decided, ready)
     log.info("command %s %s -> %s", command.type, command.command_id, [e.record for e in emissions])
 
 
@@ -342,7 +389,8 @@ async def rejected(
 ) -> tuple[list[Outgoing], dict[str, bytes | None]] | None:
     """The rejection that replaces a command's plan, ready to send; None when it has no
     caller (a timer Tick) or cannot be produced either: then the command is dead-lettered."""
-    if command.type == TICK or remembered.must_deadletter(command.command_id):
+    internal = command.type == TICK or command.type in INTERNAL
+    if internal or remembered.must_deadletter(command.command_id):
         return None
     emission, documents = rejection(command, refused, read)
     ready, again = await prepare([emission], encoder(streams), headers, limits, None)
@@ -364,13 +412,14 @@ def changes_what_was_sent(ready: list[Outgoing], attempts: Attempts) -> bool:
 
 
 async def send(
-    streams: StreamsApp, batch: GroupCommit, decided: Decided, ready: list[Outgoing]
+    emitter: Emitter, batch: GroupCommit, decided: Decided, ready: list[Outgoing]
 ) -> None:
     """Send the command's messages; one the client refuses at once halts the batch there."""
     for outgoing in ready:
+        emission = outgoing.emission
         try:
-            ack = streams.emitter.send(
-                outgoing.emission.topic, outgoing.key, outgoing.value, outgoing.headers
+            ack = emitter.send(
+                emission.topic, outgoing.key, outgoing.value, outgoing.headers, emission.partition
             )
         except Exception as exc:  # e.g. the client's own size check: settled with the others
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -415,9 +464,9 @@ def observe(command: Command, emissions: list[Emission]) -> None:
 
 
 def documents_reader(
-    streams: StreamsApp, table: Any, batch: GroupCommit
+    streams: StreamsApp, stage: Stage, batch: GroupCommit
 ) -> Callable[[str], dict[str, Any] | None]:
     def read(key: str) -> dict[str, Any] | None:
-        return batch.read(key, streams.schedulers if key.startswith("scheduler:") else table)
+        return batch.read(key, stage.target(key))
 
     return read

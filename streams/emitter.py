@@ -47,7 +47,12 @@ class Emitter:
         self._unsettled: list[asyncio.Future[None]] = []
 
     def send(
-        self, topic: str, key: bytes, value: bytes, headers: dict[str, bytes]
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: dict[str, bytes],
+        partition: int | None = None,
     ) -> asyncio.Future[None]:
         """Queue one message; its future is resolved by the next ``flush``. Raises what
         librdkafka refuses at once (e.g. a message over ``message.max.bytes``)."""
@@ -56,10 +61,16 @@ class Emitter:
         def report(error: KafkaError | None, _: Message) -> None:
             self._reported.append((future, error))  # list.append: safe from any thread
 
+        placed = -1 if partition is None else partition  # -1: the key's partition (murmur2)
         while True:
             try:
                 self.producer.produce(
-                    topic, key=key, value=value, headers=list(headers.items()), on_delivery=report
+                    topic,
+                    key=key,
+                    value=value,
+                    headers=list(headers.items()),
+                    partition=placed,
+                    on_delivery=report,
                 )
                 break
             except BufferError:  # librdkafka's queue is full: let reports drain it

@@ -1,25 +1,19 @@
-"""What one command does to the write side: the messages to produce and the state to store.
+"""The working set of one command: the documents it reads and writes and the messages it emits.
 
-``plan_command`` is pure: it reads state documents through a function and returns a Plan; the
-Faust agent (``streams.command_processor``) produces the Plan's messages, waits for the acks,
-then stores its documents. Tests drive it with a dict.
+``Working`` is pure: it reads state documents through a function, and the stage that plans a
+command (``streams.tenant_stage`` on aion.commands, ``streams.task_stage`` on aion.tasks;
+decision 56) fills its Plan. The Faust agent (``streams.command_processor``) produces the
+Plan's messages, waits for the acks, then stores its documents. Tests drive it with a dict.
 
-A command runs through up to three stages, all on its tenant's partition:
+What both stages share lives here: the aggregates' deciders (``commands/``), which refuse a
+command or yield events; enforcement, for DeployAgent, UpdateAgent and SubmitTask (the Cedar
+verdict becomes an EnforcementDecided event, and a denial replaces the outcome); and the
+documents, each ``{"state": ..., "recent": [command ids]}``, keyed ``<aggregate>:<id>``.
+A write of None deletes a document.
 
-1. the aggregate's decider (``commands/``), which refuses it or yields events;
-2. enforcement, for DeployAgent, UpdateAgent and SubmitTask: the Cedar verdict becomes an
-   EnforcementDecided event, and a denial replaces the outcome (AgentDeploymentRejected, or
-   TaskRejected after TaskSubmitted);
-3. orchestration, whenever task events happen (and on the timer's Tick): the tenant's
-   scheduler reacts (TaskScheduled with its DispatchRun to the kernel, retries, outcomes,
-   timeouts).
-
-State documents live in one key-value table, keyed ``<aggregate>:<aggregate id>`` for
-aggregates, ``scheduler:<tenant>`` for the orchestrator's counters and ``policies:<tenant>``
-for the tenant's compiled policy source; each is ``{"state": ..., "recent": [command ids]}``.
-The orchestrator's queues and timers are small entries of their own (``queue:``, ``slots:``,
-``parked:``, ``eligible:``, ``wheel:``; ``commands.orchestration``), ``{"state": ...}``, and a
-write of None deletes one: no document grows with the tenant's backlog.
+On the tenant stage, a decider sees the tenant's other aggregates as they stand (same
+partition). On the task stage, it sees their summaries as replicated to its partition
+(``fact:<type>:<id>``, ``streams.facts``).
 """
 
 from __future__ import annotations
@@ -30,19 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from commands import enforcement, orchestration
+from commands import enforcement
+from commands.admission import INTERNAL
 from commands.aggregate import Aggregate
-from commands.aggregates import AGGREGATES, aggregate_for
+from commands.aggregates import AGGREGATES
 from commands.model import Command, Context, Event, Rejection, event_id, scoped_id
-from commands.scheduler import Scheduler
-from commands.task import ENFORCEMENT_DECIDED, REJECTED, SCHEDULED, TaskState
-from schemas.topics import DISPATCH, EVENTS_PREFIX, events_topic
+from commands.task import ENFORCEMENT_DECIDED, REJECTED
+from schemas.topics import EVENTS_PREFIX, events_topic
 
 TICK = "aion.task.Tick"
-DISPATCH_RUN = "aion.kernel.DispatchRun"
 AUTHORIZED = "aion.task.TaskAuthorized"
 DEPLOYMENT_REJECTED = "aion.agent.AgentDeploymentRejected"
-POLICY_EVENTS = frozenset({"aion.policy.PolicyPut", "aion.policy.PolicyDeleted"})
 RECENT_COMMANDS = 128  # ids remembered per document to recognise a redelivered command
 
 Read = Callable[[str], dict[str, Any] | None]
@@ -54,6 +46,7 @@ class Emission:
     key: str
     record: str
     value: dict[str, Any]
+    partition: int | None = None  # None: the key's partition (murmur2)
 
 
 @dataclass
@@ -62,7 +55,6 @@ class Plan:
     # key -> document, or None to delete it; the command's own document last
     writes: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     duplicate: bool = False  # the command was handled before: do nothing
-    scheduler_due: int | None = None  # the tenant scheduler's next due time, if it was touched
 
 
 def event_envelope(
@@ -99,8 +91,9 @@ def state_key(aggregate_type: str, aggregate_id: str) -> str:
     return f"{aggregate_type}:{aggregate_id}"
 
 
-def scheduler_key(tenant_id: str) -> str:
-    return f"scheduler:{tenant_id}"
+def fact_key(fact_type: str, fact_id: str) -> str:
+    """A summary replicated to the task stage's partitions (``streams.facts``)."""
+    return f"fact:{fact_type}:{fact_id}"
 
 
 def policies_key(tenant_id: str) -> str:
@@ -117,8 +110,14 @@ def millis(value: Any) -> int:
     return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else int(value)
 
 
-class _Planning:
-    """The working set of one command: documents read once, changed in memory, then written."""
+class Working:
+    """The working set of one command: documents read once, changed in memory, then written.
+
+    ``replicas``: other aggregates are read from the facts replicated to this partition (the
+    task stage), not from their own documents (the tenant stage). ``on_applied`` is the
+    stage's reaction to each event folded into an aggregate."""
+
+    replicas = False
 
     def __init__(
         self,
@@ -139,7 +138,6 @@ class _Planning:
         self.changed: list[str] = []
         self.deleted: set[str] = set()
         self.absent: set[str] = set()  # keys that held nothing when first read
-        self.scheduler: Scheduler | None = None
 
     # --- documents ------------------------------------------------------------------------
 
@@ -162,12 +160,20 @@ class _Planning:
             self.changed.remove(key)
         self.changed.append(key)
 
+    def replica(self, fact_type: str, fact_id: str) -> dict[str, Any] | None:
+        """A summary replicated to this partition (the task stage), or None."""
+        summary = self.document(fact_key(fact_type, fact_id))["state"]
+        return dict(summary) if isinstance(summary, dict) else None
+
     def context(self) -> Context:
-        """The decider's view of its tenant's other aggregates (same partition, so current)."""
+        """The decider's view of its tenant's other aggregates: current on the tenant stage,
+        as replicated to this partition on the task stage."""
 
         def lookup(aggregate_type: str, aggregate_id: str) -> dict[str, Any] | None:
             if (aggregate_type, aggregate_id) in self.facts:
                 return dict(self.facts[(aggregate_type, aggregate_id)])
+            if self.replicas:
+                return self.replica(aggregate_type, aggregate_id)
             other = AGGREGATES.get(aggregate_type)
             if other is None:
                 return None
@@ -188,6 +194,7 @@ class _Planning:
         env = self.command.envelope
         outcome = (
             self.command.type != TICK
+            and self.command.type not in INTERNAL
             and aggregate_id == env.get("aggregate_id")
             and aggregate_type != "enforcement"
         )
@@ -196,9 +203,48 @@ class _Planning:
             self.command, identity, event_type, aggregate_type, aggregate_id, version, outcome
         )
 
-    def emit(self, topic: str, key: str, record: str, envelope: dict[str, Any], body: Any) -> None:
+    def emit(
+        self,
+        topic: str,
+        key: str,
+        record: str,
+        envelope: dict[str, Any],
+        body: Any,
+        partition: int | None = None,
+    ) -> None:
         value = {"envelope": envelope, **body}
-        self.plan.emissions.append(Emission(topic, key, record, value))
+        self.plan.emissions.append(Emission(topic, key, record, value, partition))
+
+    def request(
+        self,
+        topic: str,
+        key: str,
+        record: str,
+        aggregate: tuple[str, str],
+        body: dict[str, Any],
+        purpose: str,
+        partition: int | None = None,
+    ) -> None:
+        """An internal command this command causes (admission's requests and answers, the
+        replicated facts): its id derived from this command's, so a retry sends the same."""
+        env = self.command.envelope
+        command_id = derived_id(self.command.command_id, purpose)
+        envelope = {
+            "command_id": command_id,
+            "command_type": record,
+            "correlation_id": env.get("correlation_id") or self.command.command_id,
+            "tenant_id": self.tenant_id,
+            "aggregate_type": aggregate[0],
+            "aggregate_id": aggregate[1],
+            "expected_version": None,
+            "idempotency_key": None,
+            "issued_at": env["issued_at"],
+            "actor": "aion-orchestrator",
+            "actor_roles": [],
+            "traceparent": env.get("traceparent"),
+            "tracestate": env.get("tracestate"),
+        }
+        self.emit(topic, key, record, envelope, body, partition)
 
     def reject(self, aggregate: Aggregate, aggregate_id: str, rejection: Rejection) -> None:
         version = self.state(aggregate, aggregate_id).version
@@ -217,7 +263,7 @@ class _Planning:
         )
 
     def apply(self, aggregate: Aggregate, aggregate_id: str, event: Event) -> None:
-        """Fold an event into its aggregate, emit it, and let the orchestrator see it."""
+        """Fold an event into its aggregate, emit it, and let the stage react to it."""
         if event.type == ENFORCEMENT_DECIDED:
             self.emit_enforcement(aggregate_id, event)
             return
@@ -233,10 +279,12 @@ class _Planning:
             self.envelope(aggregate.name, aggregate_id, state.version, event.type),
             event.payload,
         )
-        if aggregate.name == "task":
-            self.orchestrate_event(aggregate_id, event, before, state)
-        if event.type in POLICY_EVENTS:
-            self.index_policy(event)
+        self.on_applied(aggregate, aggregate_id, event, before, state)
+
+    def on_applied(
+        self, aggregate: Aggregate, aggregate_id: str, event: Event, before: Any, after: Any
+    ) -> None:
+        """The stage's reaction to a folded event (none here)."""
 
     def emit_enforcement(self, subject_id: str, event: Event) -> None:
         enforcement_id = str(event.payload["enforcement_id"])
@@ -248,31 +296,27 @@ class _Planning:
             event.payload,
         )
 
-    # --- stage 2: enforcement -------------------------------------------------------------
+    # --- enforcement ----------------------------------------------------------------------
 
     def tenant_policies(self) -> dict[str, str]:
-        stored = self.document(policies_key(self.tenant_id))["state"] or {}
+        if self.replicas:
+            stored = self.replica("policies", self.tenant_id) or {}
+        else:
+            stored = self.document(policies_key(self.tenant_id))["state"] or {}
         return dict(stored.get("policies", {}))
 
-    def index_policy(self, event: Event) -> None:
-        key = policies_key(self.tenant_id)
-        policies = self.tenant_policies()
-        policy_id = str(event.payload["policy_id"])
-        if event.type == "aion.policy.PolicyPut":
-            policies[policy_id] = str(event.payload["cedar"])
-        else:
-            policies.pop(policy_id, None)
-        self.document(key)["state"] = {"policies": policies}
-        self.touch(key)
-
     def key_roles(self, actor: str) -> list[str]:
-        """An API key actor's roles as its aggregate records them (same tenant, so same
-        partition: current); none for a revoked key or any other actor. The envelope's
-        ``actor_roles`` are never read: whoever writes to aion.commands sets them."""
+        """An API key actor's roles as its aggregate records them (current on the tenant
+        stage, replicated on the task stage); none for a revoked key or any other actor. The
+        envelope's ``actor_roles`` are never read: whoever writes a command sets them."""
         key_id = enforcement.api_key_of(actor)
         if key_id is None:
             return []
-        key = self.state(AGGREGATES["api_key"], scoped_id(self.tenant_id, key_id))
+        key_aggregate_id = scoped_id(self.tenant_id, key_id)
+        if self.replicas:
+            found = self.replica("api_key", key_aggregate_id) or {}
+            return list(found.get("roles") or []) if found.get("status") == "active" else []
+        key = self.state(AGGREGATES["api_key"], key_aggregate_id)
         return list(key.roles) if key.status == "active" else []
 
     def enforce(self, aggregate_id: str, events: list[Event]) -> list[Event]:
@@ -330,10 +374,21 @@ class _Planning:
             verdict_event = Event(REJECTED, {"task_id": task_id, "reason": reason, "field": None})
         return [*events, decided, verdict_event]
 
-    # --- stage 3: orchestration -----------------------------------------------------------
+    def decide(self, aggregate: Aggregate, aggregate_id: str) -> None:
+        """The command's own aggregate: its decider, enforcement, and the events applied."""
+        command = self.command
+        decision = aggregate.handle(self.state(aggregate, aggregate_id), command, self.context())
+        if isinstance(decision, Rejection):
+            self.reject(aggregate, aggregate_id, decision)
+            return
+        if command.type in enforcement.ACTIONS and decision:
+            decision = self.enforce(aggregate_id, decision)
+        for event in decision:
+            self.apply(aggregate, aggregate_id, event)
+
+    # --- small entries (``commands.entries.Entries``) -------------------------------------
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """``commands.entries.Entries``: the orchestrator's small entries, in this working set."""
         if key in self.deleted:
             return None
         state = self.document(key)["state"]
@@ -351,94 +406,21 @@ class _Planning:
         self.documents[key] = {"state": None}
         self.touch(key)
 
-    def task_state(self, task_id: str) -> TaskState:
-        state: TaskState = self.state(AGGREGATES["task"], scoped_id(self.tenant_id, task_id))
-        return state
-
-    def agent_summary(self, agent_name: str) -> dict[str, Any]:
-        return dict(self.context().find("agent", scoped_id(self.tenant_id, agent_name)) or {})
-
-    def manifest(self, agent_name: str) -> dict[str, Any] | None:
-        manifest: dict[str, Any] | None = self.agent_summary(agent_name).get("manifest")
-        return manifest
-
-    def load_scheduler(self) -> Scheduler:
-        if self.scheduler is None:
-            document = self.document(scheduler_key(self.tenant_id))
-            stored = document.get("state")
-            old_jobs = stored.get("jobs") if isinstance(stored, dict) else None
-            if not isinstance(stored, dict) or "queue" not in stored:
-                document["state"] = orchestration.new_scheduler()
-            self.scheduler = Scheduler(
-                self.tenant_id,
-                document["state"],
-                self,
-                self.now_ms,
-                self.grace_ms,
-                self.task_state,
-                self.manifest,
-            )
-            if old_jobs:
-                self.scheduler.adopt(old_jobs)
-        return self.scheduler
-
-    def orchestrate_event(
-        self, task_aggregate_id: str, event: Event, before: TaskState, after: TaskState
-    ) -> None:
-        reactions = self.load_scheduler().on_event(before, after, event)
-        if event.type == SCHEDULED and after.status == "scheduled":
-            self.dispatch(task_aggregate_id, event, after)
-        for reaction in reactions:
-            self.apply(AGGREGATES["task"], task_aggregate_id, reaction)
-
-    def dispatch(self, task_aggregate_id: str, event: Event, task: TaskState) -> None:
-        """The run's dispatch, with the agent's manifest as it stands now (no copy is queued)."""
-        agent = self.agent_summary(str(task.agent_name))
-        run_id = str(event.payload["run_id"])
-        self.emit(
-            DISPATCH,
-            scoped_id(self.tenant_id, run_id),
-            DISPATCH_RUN,
-            self.envelope("task", task_aggregate_id, task.version, DISPATCH_RUN),
-            {
-                "tenant_id": self.tenant_id,
-                "task_id": task.task_id,
-                "run_id": run_id,
-                "attempt": int(event.payload["attempt"]),
-                "agent_version": str(agent.get("agent_version") or task.agent_version),
-                "manifest": agent.get("manifest") or {},
-                "input": task.input,
-                "deadline_ms": task.deadline_ms,
-                "scheduled_at_ms": self.now_ms,
-            },
-        )
-
-    def advance(self) -> None:
-        """Let the tenant's scheduler fire its due timers and admit what its limits allow."""
-        tenant = self.context().find("tenant", self.tenant_id)
-        limits = orchestration.Limits.of(tenant)
-        scheduler = self.load_scheduler()
-        task = AGGREGATES["task"]
-
-        def apply(task_id: str, event: Event) -> None:
-            self.apply(task, scoped_id(self.tenant_id, task_id), event)
-
-        scheduler.advance(limits, apply)
-        scheduler.prune()
-        key = scheduler_key(self.tenant_id)
-        document = self.document(key)
-        due = scheduler.due_ms(limits)
-        self.plan.scheduler_due = due
-        if scheduler.changed or document.get("due_ms") != due or self.command.type == TICK:
-            document["due_ms"] = due
-            self.touch(key)
-
     # --- the whole command ----------------------------------------------------------------
 
-    def finish(self, primary_key: str) -> Plan:
+    def duplicate(self, primary_key: str) -> bool:
+        """Whether the command was handled before (its id is in its document's recent list)."""
+        return self.command.command_id in self.document(primary_key).get("recent", [])
+
+    def finish(self, primary_key: str | None) -> Plan:
         """Write every changed document, the command's own (with its id remembered) last; tell
-        each outcome event how many make up the outcome (they may be read in separate batches)."""
-        envelopes = [e.value["envelope"] for e in self.plan.emissions]
+        each outcome event how many make up the outcome (they may be read in separate batches).
+        A command with no document of its own (a replicated fact) remembers nothing."""
+        envelopes = [
+            e.value["envelope"]
+            for e in self.plan.emissions
+            if "command_outcome" in e.value["envelope"]
+        ]
         outcome_events = sum(
             1
             for e in self.plan.emissions
@@ -446,9 +428,11 @@ class _Planning:
         )
         for env in envelopes:
             env["outcome_events"] = outcome_events
-        primary = self.document(primary_key)
-        primary["recent"] = [*primary.get("recent", []), self.command.command_id][-RECENT_COMMANDS:]
-        self.touch(primary_key)
+        if primary_key is not None:
+            primary = self.document(primary_key)
+            recent = [*primary.get("recent", []), self.command.command_id]
+            primary["recent"] = recent[-RECENT_COMMANDS:]
+            self.touch(primary_key)
         for key in self.changed:
             if key in self.deleted:
                 if key not in self.absent:  # an entry made and taken in one command: nothing
@@ -460,34 +444,3 @@ class _Planning:
                 document["state"] = aggregate.dump(self.states[key])
             self.plan.writes[key] = document
         return self.plan
-
-
-def plan_command(
-    command: Command,
-    read: Read,
-    facts: dict[tuple[str, str], Any] | None = None,
-    grace_ms: int = orchestration.DEFAULT_GRACE_MS,
-) -> Plan:
-    """Everything a command leads to. Raises KeyError for a command no aggregate handles."""
-    work = _Planning(command, read, facts or {}, grace_ms)
-    tenant_id = work.tenant_id
-    if command.type == TICK:
-        primary_key = scheduler_key(tenant_id)
-    else:
-        aggregate = aggregate_for(command.type)
-        aggregate_id = str(command.envelope["aggregate_id"])
-        primary_key = state_key(aggregate.name, aggregate_id)
-    if command.command_id in work.document(primary_key).get("recent", []):
-        return Plan(duplicate=True)
-    if command.type != TICK:
-        decision = aggregate.handle(work.state(aggregate, aggregate_id), command, work.context())
-        if isinstance(decision, Rejection):
-            work.reject(aggregate, aggregate_id, decision)
-            return work.finish(primary_key)
-        if command.type in enforcement.ACTIONS and decision:
-            decision = work.enforce(aggregate_id, decision)
-        for event in decision:
-            work.apply(aggregate, aggregate_id, event)
-    if command.type == TICK or (work.scheduler is not None and work.scheduler.changed):
-        work.advance()
-    return work.finish(primary_key)

@@ -3,9 +3,9 @@
 Reads every aggregate's events topic as it stands, folds it (``streams.rebuild_state``), and
 either compares the result with the changelogs (``verify``) or writes it into them (``write``).
 Each document goes to the changelog partition that the command processor itself would have
-written: its tenant's partition of ``aion.commands`` (the tenant key, hashed by
-``murmur2_random`` like every producer of ours), so a worker restoring its tables finds every
-tenant's documents beside that tenant's commands.
+written: the partition of its message key (the tenant on the tenant stage, the task on the task
+stage, hashed by ``murmur2_random`` like every producer of ours); a replicated fact goes to
+every partition of the task stage's table.
 
 Writing refuses while a worker is in the group (it would keep writing its own state), and
 while the changelogs still hold anything unless asked to replace them (a partial changelog
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +30,14 @@ from aion.settings import Settings
 from commands.aggregates import AGGREGATES
 from schemas.codec import Codec, DecodeError
 from schemas.topics import COMMANDS, create_missing_topics, events_topic, producer_config
-from streams.rebuild_state import Documents, Folded, Rebuilt, documents, fold
+from streams.rebuild_state import Folded, Rebuilt, documents, fold
 from streams.topic_snapshot import partition_ranges, read_snapshot, tool_consumer
 
 GROUP = "aion-streams"  # the worker's Faust app id: its consumer group
 CHANGELOGS = {
     "aggregates": f"{GROUP}-aggregates-changelog",
     "schedulers": f"{GROUP}-schedulers-changelog",
+    "tasks": f"{GROUP}-tasks-changelog",
 }
 
 
@@ -83,7 +84,7 @@ def rebuild(settings: Settings, report: Report) -> Rebuilt:
     folded: Folded = fold(event_records(settings, report))
     report.events, report.duplicates, report.gaps = folded.read, folded.duplicates, folded.gaps
     rebuilt = documents(folded, int(time.time() * 1000), settings.watchdog_grace_ms)
-    report.documents = len(rebuilt.aggregates) + len(rebuilt.schedulers)
+    report.documents = len(rebuilt.aggregates) + len(rebuilt.schedulers) + len(rebuilt.tasks)
     report.tenants = len(rebuilt.schedulers)
     return rebuilt
 
@@ -107,8 +108,8 @@ def verify(settings: Settings) -> Report:
     fresh numbering)."""
     report = Report()
     rebuilt = rebuild(settings, report)
-    stored = stored_documents(settings, "aggregates")
-    for key, (_, document) in rebuilt.aggregates.items():
+    stored = {**stored_documents(settings, "aggregates"), **stored_documents(settings, "tasks")}
+    for key, (_, document) in [*rebuilt.aggregates.items(), *rebuilt.tasks.items()]:
         if key.split(":", 1)[0] in AGGREGATES:
             found = (stored.get(key) or {}).get("state")
             if found != document["state"]:
@@ -146,6 +147,12 @@ def write(settings: Settings, replace: bool) -> Report:
     create_missing_topics(settings.kafka, changelog_topics(settings, partitions))
     produce(settings, CHANGELOGS["aggregates"], rebuilt.aggregates, partitions)
     produce(settings, CHANGELOGS["schedulers"], rebuilt.schedulers, partitions)
+    copies = {
+        (key, partition): (partition, document)
+        for key, document in rebuilt.facts.items()
+        for partition in range(partitions)
+    }
+    produce(settings, CHANGELOGS["tasks"], {**rebuilt.tasks, **copies}, partitions)
     report.removed_stores = remove_worker_stores(settings.stack_dir / "faust")
     return report
 
@@ -199,7 +206,14 @@ def delete_topics(admin: AdminClient, topics: list[str]) -> None:
         time.sleep(0.5)
 
 
-def produce(settings: Settings, topic: str, docs: Documents, partitions: int) -> None:
+def produce(
+    settings: Settings,
+    topic: str,
+    docs: Mapping[Any, tuple[str | int, dict[str, Any]]],
+    partitions: int,
+) -> None:
+    """Each document to the partition of its message key (or the partition it names: a
+    replicated fact, keyed ``(key, partition)``)."""
     producer = Producer(producer_config(settings.kafka, **{"linger.ms": 20, "acks": "all"}))
     failures: list[str] = []
 
@@ -207,14 +221,16 @@ def produce(settings: Settings, topic: str, docs: Documents, partitions: int) ->
         if err is not None:
             failures.append(str(err))
 
-    for key, (tenant, document) in docs.items():
+    for entry, (route, document) in docs.items():
+        key = entry[0] if isinstance(entry, tuple) else entry
+        partition = route if isinstance(route, int) else partition_of(route, partitions)
         while True:
             try:
                 producer.produce(
                     topic,
                     key=orjson.dumps(key),  # Faust's tables key their changelogs in JSON
                     value=orjson.dumps(document),
-                    partition=partition_of(tenant, partitions),
+                    partition=partition,
                     on_delivery=delivered,
                 )
                 break

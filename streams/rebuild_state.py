@@ -1,14 +1,17 @@
 """The worker's write model, folded again from the events topics (issue 17, finding 8).
 
-The command processor's state lives in two Faust tables whose changelogs are compacted Kafka
-topics. When those are lost (deleted, or written with replication 1 on a broker that died),
-the events topics still hold everything the state was folded from: this module folds them
-again, with the same deciders' ``evolve``, into the documents the tables hold.
+The command processor's state lives in three Faust tables whose changelogs are compacted Kafka
+topics (the tenant stage's aggregates and schedulers, the task stage's tasks; decision 56).
+When those are lost (deleted, or written with replication 1 on a broker that died), the events
+topics still hold everything the state was folded from: this module folds them again, with the
+same deciders' ``evolve``, into the documents the tables hold.
 
 - each aggregate's document: its state folded from its events (duplicates that at-least-once
   left, same version, are dropped), and the ids of the last commands that ended on it;
 - each tenant's compiled policy sources (``policies:<tenant>``);
-- each tenant's scheduler: its live tasks adopted by ``Scheduler.adopt`` (queued ones in the
+- the facts the task stage decides against (``streams.facts``), for every task partition;
+- each tenant's scheduler: its live tasks adopted by ``Scheduler.adopt`` (a job each; queued
+  ones in the
   order they were authorized, slots, retries and deadlines), with a watchdog for every run
   that was running (its kernel worker may be gone too), and due at once, so that the first
   Tick admits what the limits allow.
@@ -28,14 +31,9 @@ from commands.orchestration import new_scheduler, quotas_of
 from commands.scheduler import Scheduler
 from commands.task import AUTHORIZED, RETRY_SCHEDULED, TaskState
 from schemas.topics import REJECTED
-from streams.plan import (
-    POLICY_EVENTS,
-    RECENT_COMMANDS,
-    millis,
-    policies_key,
-    scheduler_key,
-    state_key,
-)
+from streams import facts
+from streams.plan import RECENT_COMMANDS, fact_key, millis, policies_key, state_key
+from streams.tenant_stage import POLICY_EVENTS, scheduler_key
 
 PHASES = {
     "authorized": "queued",
@@ -126,16 +124,19 @@ class Folded:
             del recent[:-RECENT_COMMANDS]
 
 
-Documents = dict[str, tuple[str, dict[str, Any]]]  # key -> (tenant, document)
+Documents = dict[str, tuple[str, dict[str, Any]]]  # key -> (partition key, document)
 
 
 @dataclass
 class Rebuilt:
-    """The documents of both tables, keyed as the command processor keys them, each with the
-    tenant whose partition holds it."""
+    """The documents of the three tables, keyed as the command processor keys them, each with
+    the message key whose partition holds it (the tenant; the task on the task stage), and the
+    replicated facts, which every task partition holds."""
 
     aggregates: Documents
     schedulers: Documents
+    tasks: Documents = field(default_factory=dict)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def fold(records: Iterable[tuple[str, dict[str, Any]]]) -> Folded:
@@ -148,17 +149,24 @@ def fold(records: Iterable[tuple[str, dict[str, Any]]]) -> Folded:
 def documents(folded: Folded, now_ms: int, grace_ms: int) -> Rebuilt:
     """The tables' documents from what was folded; schedulers as of ``now_ms``."""
     aggregates: Documents = {}
+    tasks: Documents = {}
+    replicated: dict[str, dict[str, Any]] = {}
     for key, state in folded.states.items():
         aggregate = AGGREGATES[key.split(":", 1)[0]]
         document = {"state": aggregate.dump(state), "recent": folded.recent.get(key, [])}
-        aggregates[key] = (folded.tenants[key], document)
+        place(key, document, folded.tenants[key], aggregates, tasks)
+        if aggregate.name in facts.REPLICATED:
+            summary = facts.summary_of(aggregate.name, state, aggregate.summary)
+            if summary is not None:
+                replicated[fact_key(aggregate.name, key.split(":", 1)[1])] = {"state": summary}
     for key, recent in folded.recent.items():  # rejected commands on an aggregate never made
-        if key not in aggregates:
+        if key not in aggregates and key not in tasks:
             aggregate = AGGREGATES[key.split(":", 1)[0]]
             document = {"state": aggregate.dump(aggregate.initial()), "recent": recent}
-            aggregates[key] = (folded.tenants[key], document)
+            place(key, document, folded.tenants[key], aggregates, tasks)
     for tenant, sources in folded.policies.items():
         aggregates[policies_key(tenant)] = (tenant, {"state": {"policies": sources}, "recent": []})
+        replicated[fact_key(facts.POLICIES, tenant)] = {"state": {"policies": sources}}
     schedulers: Documents = {}
     for tenant in sorted(set(folded.tenants.values())):
         entries, state = _scheduler(folded, tenant, now_ms, grace_ms)
@@ -166,7 +174,18 @@ def documents(folded: Folded, now_ms: int, grace_ms: int) -> Rebuilt:
         schedulers[scheduler_key(tenant)] = (tenant, due)
         for key, value in entries.values.items():
             aggregates[key] = (tenant, {"state": value})
-    return Rebuilt(aggregates, schedulers)
+    return Rebuilt(aggregates, schedulers, tasks, replicated)
+
+
+def place(
+    key: str, document: dict[str, Any], tenant: str, aggregates: Documents, tasks: Documents
+) -> None:
+    """A task's document goes to the task stage's table, keyed by the task; any other to the
+    tenant stage's, keyed by its tenant."""
+    if key.startswith("task:"):
+        tasks[key] = (key.split(":", 1)[1], document)
+    else:
+        aggregates[key] = (tenant, document)
 
 
 def _scheduler(
@@ -189,13 +208,15 @@ def _scheduler(
     live = [
         (key, found)
         for key, found in folded.states.items()
-        if key.startswith("task:") and folded.tenants[key] == tenant and not found.terminal
+        if key.startswith("task:") and folded.tenants[key] == tenant and found.status in PHASES
     ]
     for key, found in sorted(live, key=lambda item: folded.tasks[item[0]].authorized):
         facts = folded.tasks[key]
         jobs[str(found.task_id)] = {
             "agent_name": found.agent_name,
             "phase": PHASES.get(found.status),
+            "status": found.status,
+            "run_id": found.run_id,
             "attempt": found.attempt,
             "retry_at_ms": facts.retry_at_ms,
             "deadline_ms": found.deadline_ms,

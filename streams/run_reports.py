@@ -4,9 +4,9 @@ A run is usually reported in one command, ``RecordRunFinished`` (its start, arti
 outcome); a run still going after a moment has its start reported on its own before that
 (``RecordRunStarted``), so the orchestrator's watchdog watches it (decision 50).
 
-Reports are internal commands (``aion.run.Record*``) on ``aion.commands``, keyed by tenant like
-every command, so that they reach the tenant's single writer in order with the tenant's own
-commands (a cancel and a success race deterministically there). Each report's command id is
+Reports are internal commands (``aion.run.Record*``) on ``aion.tasks``, keyed by task like the
+task's own commands, so that they reach the task's single writer in order with them (a cancel
+and a success race deterministically there; decision 56). Each report's command id is
 derived from the run id, the kind and a sequence number: a report sent twice (a worker retried
 after a timeout) is recognised and recorded once.
 """
@@ -26,7 +26,7 @@ from confluent_kafka import Producer
 from aion import tracing
 from commands.model import scoped_id
 from schemas.codec import Codec
-from schemas.topics import COMMANDS, producer_config
+from schemas.topics import TASKS, producer_config
 
 STARTED = "aion.run.RecordRunStarted"
 PROGRESS = "aion.run.RecordRunProgress"
@@ -98,7 +98,7 @@ class RunReporter:
     resolves (or its refusal fails). The caller decides what waits for it: the kernel worker
     commits a dispatch's offset only once its run's last report is acknowledged.
 
-    Reports of one tenant go to one partition from one idempotent producer, so they arrive in
+    Reports of one task go to one partition from one idempotent producer, so they arrive in
     the order they were sent (a run's start before its end), retries included.
     """
 
@@ -127,7 +127,7 @@ class RunReporter:
         """``sequence`` tells apart several reports of one kind (progress steps, artifacts)."""
         carrier = tracing.current_carrier()
         value = report_command(run, kind, payload, sequence, self.worker, carrier)
-        data = self.codec.encode(COMMANDS, kind, value)
+        data = self.codec.encode(TASKS, kind, value)
         acked: Future[None] = Future()
 
         def delivered(err: Any, _msg: Any) -> None:
@@ -137,8 +137,8 @@ class RunReporter:
                 acked.set_result(None)
 
         self.producer.produce(
-            COMMANDS,
-            key=run.tenant_id.encode(),
+            TASKS,
+            key=scoped_id(run.tenant_id, run.task_id).encode(),
             value=data,
             headers={"aion-type": kind.encode(), **{k: v.encode() for k, v in carrier.items()}},
             on_delivery=delivered,

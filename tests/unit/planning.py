@@ -1,20 +1,27 @@
 """The write side's pure core over a dict of documents, as the command processor drives it.
 
-Shared by the planner's and the orchestrator's tests. Every emission is also encoded with its
-Avro schema, so a plan the broker would refuse fails here first.
+Shared by the planner's and the orchestrator's tests. A command is planned by its stage (the
+tenant stage or the task stage, decision 56), and the internal commands it sends to the other
+stage are planned in turn, in order, until none is left: ``Store.run`` returns what the whole
+cascade emitted but those internal commands (``Store.internal`` keeps them). Every emission is
+also encoded with its Avro schema, so a plan the broker would refuse fails here first.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections import deque
 from typing import Any
 
 import fastavro
 
 from commands.model import Command, scoped_id
 from schemas import catalog
-from streams.plan import Plan, plan_command, scheduler_key
+from schemas.topics import COMMANDS, TASKS, command_topic
+from streams.plan import Plan
+from streams.task_stage import plan_task_command
+from streams.tenant_stage import plan_tenant_command, scheduler_key
 
 NOW = 1_700_000_000_000
 DIGEST = "sha256:" + "ab" * 32
@@ -29,6 +36,7 @@ class Store:
         self.count = 0
         self.now = NOW  # each command is a millisecond after the last, unless it says when
         self.largest = 0  # the largest document or emission seen, in bytes (inputs aside)
+        self.internal: list[str] = []  # the internal commands of the last run, in order
 
     def read(self, key: str) -> dict[str, Any] | None:
         raw = self.documents.get(key)
@@ -41,16 +49,42 @@ class Store:
         self.now = int(env.pop("issued_at", self.now + 1))
         env = {"issued_at": self.now, **env}
         command = Command(command_type, envelope(aggregate_id, self.count, **env), payload)
-        plan = plan_command(command, self.read, MODULE_FACT, grace_ms=1000)
+        return self.cascade(command)
+
+    def plan(self, command: Command) -> Plan:
+        if command_topic(command.type) == TASKS:
+            return plan_task_command(command, self.read, MODULE_FACT, grace_ms=1000)
+        return plan_tenant_command(command, self.read, MODULE_FACT, grace_ms=1000)
+
+    def cascade(self, first: Command) -> Plan:
+        """The command, then every internal command it caused, each stored before the next."""
+        combined = Plan()
+        self.internal = []
+        pending = deque([first])
+        while pending:
+            command = pending.popleft()
+            plan = self.plan(command)
+            if command is first:
+                combined.duplicate = plan.duplicate
+            self.store(plan)
+            combined.writes.update(plan.writes)
+            for emission in plan.emissions:
+                self.largest = max(self.largest, encode(emission.record, emission.value))
+                if emission.topic in (COMMANDS, TASKS):
+                    self.internal.append(emission.record.rsplit(".", 1)[1])
+                    body = {k: v for k, v in emission.value.items() if k != "envelope"}
+                    pending.append(Command(emission.record, emission.value["envelope"], body))
+                else:
+                    combined.emissions.append(emission)
+        return combined
+
+    def store(self, plan: Plan) -> None:
         for key, document in plan.writes.items():
             if document is None:
                 self.documents.pop(key, None)
             else:
                 self.documents[key] = json.dumps(document)
                 self.largest = max(self.largest, len(self.documents[key]))
-        for emission in plan.emissions:
-            self.largest = max(self.largest, encode(emission.record, emission.value))
-        return plan
 
 
 def envelope(aggregate_id: str, n: int, **extra: Any) -> dict[str, Any]:

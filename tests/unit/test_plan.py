@@ -12,7 +12,9 @@ import pytest
 
 from commands.model import Command, scoped_id
 from schemas.topics import DISPATCH, events_topic
-from streams.plan import plan_command, policies_key, scheduler_key
+from streams.plan import policies_key
+from streams.task_stage import plan_task_command
+from streams.tenant_stage import plan_tenant_command, scheduler_key
 from tests.unit.planning import (
     DIGEST,
     MODULE_FACT,
@@ -126,12 +128,16 @@ def test_an_allowed_task_is_authorized_scheduled_and_dispatched(store: Store) ->
     versions = [e.value["envelope"]["aggregate_version"] for e in plan.emissions if
                 e.topic == events_topic("task")]  # fmt: skip
     assert versions == [1, 2, 3]
-    # Only the task's own events are the command's outcome; the verdict is a consequence.
+    # Only the task's own events are the command's outcome; the verdict is a consequence, and
+    # so is the scheduling, which admission decided (decision 56) in a command of its own.
     assert [e.value["envelope"]["command_outcome"] for e in plan.emissions] == [
-        True, False, True, True, True,
+        True, False, True, False, False,
     ]  # fmt: skip
-    # The dispatch is not on an events topic: the outcome a reader waits for is three events.
-    assert {e.value["envelope"]["outcome_events"] for e in plan.emissions} == {3}
+    assert store.internal == ["AdmitTask", "ScheduleRun"]
+    submission = {e.value["envelope"]["command_id"] for e in plan.emissions[:3]}
+    assert len(submission) == 1
+    # The dispatch is not on an events topic: the outcome a reader waits for is two events.
+    assert [e.value["envelope"]["outcome_events"] for e in plan.emissions] == [2, 2, 2, 0, 0]
 
 
 def test_a_full_tenant_queues_and_a_finished_run_admits_the_next() -> None:
@@ -219,19 +225,19 @@ def test_a_redelivered_command_is_recognised_and_a_replanned_one_is_identical(
         envelope("acme/t-9", 99),
         {"task_id": "t-9", "agent_name": "echo", "input": "{}"},
     )
-    first = plan_command(command, store.read, MODULE_FACT)
-    second = plan_command(command, store.read, MODULE_FACT)
+    first = plan_task_command(command, store.read, MODULE_FACT)
+    second = plan_task_command(command, store.read, MODULE_FACT)
     assert first.emissions == second.emissions  # a crash before saving replays the same
     for key, document in first.writes.items():
         store.documents[key] = json.dumps(document)
     assert list(first.writes)[-1] == "task:acme/t-9"  # the command's own document last
-    assert plan_command(command, store.read, MODULE_FACT).duplicate
+    assert plan_task_command(command, store.read, MODULE_FACT).duplicate
 
 
 def test_an_unknown_command_type_is_a_key_error() -> None:
     command = Command("aion.task.Explode", envelope("acme/t-1", 1), {})
     with pytest.raises(KeyError):
-        plan_command(command, lambda key: None)
+        plan_task_command(command, lambda key: None)
 
 
 def test_a_module_importing_what_is_not_granted_is_refused_at_deploy(store: Store) -> None:
@@ -243,7 +249,7 @@ def test_a_module_importing_what_is_not_granted_is_refused_at_deploy(store: Stor
         }
     }
     command = Command("aion.agent.DeployAgent", envelope("acme/echo", 50), {"manifest": manifest()})
-    plan = plan_command(command, store.read, fact)
+    plan = plan_tenant_command(command, store.read, fact)
     assert records(plan) == ["CommandRejected"]
     rejected = plan.emissions[0].value
     assert (rejected["code"], rejected["field"]) == ("invalid", "/manifest/module_digest")

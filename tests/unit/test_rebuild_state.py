@@ -49,7 +49,10 @@ def rebuilt_from(original: Recording) -> Store:
     rebuilt = documents(fold(original.events + original.events), original.now, GRACE_MS)
     store = Store()
     store.now, store.count = original.now, original.count
-    for key, (_, document) in {**rebuilt.aggregates, **rebuilt.schedulers}.items():
+    tables = {**rebuilt.aggregates, **rebuilt.schedulers, **rebuilt.tasks}
+    for key, (_, document) in tables.items():
+        store.documents[key] = json.dumps(document)
+    for key, document in rebuilt.facts.items():  # the harness has one task partition
         store.documents[key] = json.dumps(document)
     return store
 
@@ -80,10 +83,11 @@ def test_the_rebuilt_documents_hold_what_the_processor_stored() -> None:
         if key.split(":", 1)[0] in ("tenant", "agent", "task", "policy", "policies"):
             assert json.loads(rebuilt.documents[key])["state"] == json.loads(raw)["state"], key
     for key in ("tenant:acme", "task:acme/t-1"):
-        assert (
-            json.loads(rebuilt.documents[key])["recent"]
-            == json.loads(original.documents[key])["recent"]
-        )
+        # Admission's internal commands (ScheduleRun) end in no outcome event, so no rebuilt
+        # list names them; a redelivered one finds its work done (decision 56).
+        recent = json.loads(original.documents[key])["recent"]
+        outcomes = [command_id for command_id in recent if command_id.startswith("cmd-")]
+        assert json.loads(rebuilt.documents[key])["recent"] == outcomes
     scheduler = json.loads(rebuilt.documents["scheduler:acme"])["state"]
     kept = json.loads(original.documents["scheduler:acme"])["state"]
     for counter in ("queued", "active", "retrying"):

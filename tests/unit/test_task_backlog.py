@@ -9,7 +9,7 @@ none may reach 64 KiB, whatever the backlog, and the queue must drain in submiss
 from __future__ import annotations
 
 from commands.scheduler import MAX_ADMISSIONS
-from streams.plan import scheduler_key
+from streams.tenant_stage import scheduler_key
 from tests.unit.planning import Store, deploy, submit, succeeded, task_status, tenant
 
 TASKS = 100_000
