@@ -214,13 +214,13 @@ def store(streams: StreamsApp, stage: Stage, decided: list[Decided]) -> None:
     # tenant's scheduler, an agent's slots): what the commands wrote, without the versions a
     # later command replaced. Ordered by last write, so each command's own document still
     # comes after the others it wrote.
-    final: dict[str, tuple[Decided, bytes | None]] = {}
+    final: dict[tuple[int, str], tuple[Decided, bytes | None]] = {}
     for each in decided:
         for key, raw in each.writes.items():
-            final.pop(key, None)
-            final[key] = (each, raw)
+            final.pop((each.partition, key), None)
+            final[(each.partition, key)] = (each, raw)
     # No await from here on: the batch's documents are stored together.
-    for key, (each, raw) in final.items():
+    for (_, key), (each, raw) in final.items():
         with processing(each.event):
             target = stage.target(key)
             if raw is None:
@@ -250,7 +250,7 @@ def recover(
     metrics.COMMANDS_UNPRODUCIBLE.labels(refused.code).inc()
     for emission, acknowledged in batch.acknowledged_from(failure.index):
         if acknowledged:
-            attempts.produced[emission.value["envelope"]["event_id"]] = fingerprint(emission.value)
+            attempts.produced[message_id(emission.value)] = fingerprint(emission.value)
     log.warning(
         "command %s %s refused by Kafka (%s); %d command(s) handled again",
         failed.command.type,
@@ -326,7 +326,7 @@ async def decide(
     """Plan the command against the batch's view, check that all of it can be produced, and
     send it (with its trace); else send its rejection instead."""
     position, remembered, attempts = handling
-    read = documents_reader(streams, stage, batch)
+    read = documents_reader(stage, batch, event.message.partition)
     refused = remembered.get(command.command_id)  # refused in an earlier pass over the batch
     if refused is not None and refused.code == INTERNAL_ERROR:
         plan = Plan()  # its handling failed MAX_ATTEMPTS times: only its rejection is sent
@@ -400,12 +400,18 @@ async def rejected(
     return None if again is not None else (ready, writes)
 
 
+def message_id(value: dict[str, Any]) -> str:
+    """An event's id, or an internal command's (both derived from the command's id)."""
+    envelope = value["envelope"]
+    return str(envelope.get("event_id") or envelope["command_id"])
+
+
 def changes_what_was_sent(ready: list[Outgoing], attempts: Attempts) -> bool:
     """True when an event of this re-planned command was acknowledged in an earlier pass with
     other contents: sending it would give one event id two meanings."""
     for outgoing in ready:
         value = outgoing.emission.value
-        before = attempts.produced.get(value["envelope"]["event_id"])
+        before = attempts.produced.get(message_id(value))
         if before is not None and before != fingerprint(value):
             return True
     return False
@@ -464,9 +470,9 @@ def observe(command: Command, emissions: list[Emission]) -> None:
 
 
 def documents_reader(
-    streams: StreamsApp, stage: Stage, batch: GroupCommit
+    stage: Stage, batch: GroupCommit, partition: int
 ) -> Callable[[str], dict[str, Any] | None]:
     def read(key: str) -> dict[str, Any] | None:
-        return batch.read(key, stage.target(key))
+        return batch.read(key, stage.target(key), partition)
 
     return read

@@ -61,6 +61,11 @@ class Decided:
     acks: list[Awaitable[Any]] = field(default_factory=list)  # one per emission, in order
     position: int = 0  # the command's place in the batch's events
 
+    @property
+    def partition(self) -> int:
+        """The partition its documents belong to (a replicated fact's key is on several)."""
+        return int(self.event.message.partition) if self.event is not None else 0
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -85,18 +90,21 @@ class GroupCommit:
     """The batch's decided commands with their pending acks, and its overlay of unstored
     documents."""
 
-    overlay: dict[str, bytes | None] = field(default_factory=dict)
+    overlay: dict[tuple[int, str], bytes | None] = field(default_factory=dict)
     decided: list[Decided] = field(default_factory=list)
     halted: bool = False  # a send failed at once: plan no further command in this batch
 
-    def read(self, key: str, stored: Any) -> dict[str, Any] | None:
-        """The document as the batch left it so far (None if it deleted it), else as stored."""
-        raw = self.overlay[key] if key in self.overlay else stored.get(key)
+    def read(self, key: str, stored: Any, partition: int = 0) -> dict[str, Any] | None:
+        """The document of the partition as the batch left it so far (None if it deleted
+        it), else as stored."""
+        mine = (partition, key)
+        raw = self.overlay[mine] if mine in self.overlay else stored.get(key)
         return orjson.loads(raw) if raw else None
 
     def add(self, decided: Decided) -> None:
         """A command whose messages were sent: later commands of the batch read its writes."""
-        self.overlay.update(decided.writes)
+        for key, raw in decided.writes.items():
+            self.overlay[(decided.partition, key)] = raw
         self.decided.append(decided)
 
     async def settle(self, flush: Callable[[], Awaitable[None]] | None = None) -> Failure | None:
