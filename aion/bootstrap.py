@@ -10,7 +10,8 @@ from confluent_kafka.admin import NewTopic
 from aion.settings import Settings
 from projections.migrate import migrate
 from schemas.codec import Codec
-from schemas.topics import TOPICS, create_missing_topics
+from schemas.topics import COMMANDS, TASKS, TOPICS, create_missing_topics
+from streams.fact_backfill import backfill
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ def ensure_topics(settings: Settings) -> list[str]:
 
 
 def bootstrap(settings: Settings) -> None:
-    ensure_topics(settings)
+    created = ensure_topics(settings)
     Codec(settings.registry).register_all()
     migrate(settings.database)
+    if TASKS in created and COMMANDS not in created:  # an upgrade to decision 56
+        sent = backfill(settings, settings.topic_partitions)
+        log.info("replicated %d facts to %s for the task stage (decision 56)", sent, TASKS)
