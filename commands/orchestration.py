@@ -3,7 +3,9 @@
 It decides the task events nobody asks for by command: when a task is scheduled, when a failed
 run is retried, when a task succeeds, fails or times out, and when a run whose worker went
 silent is given up. Time enters only as a parameter (the command's issued_at), so a command
-processed twice decides the same events.
+processed twice decides the same events. Since decision 56 the rules run in two places:
+admission (slots, queues, timers) on the tenant's partition (``commands.scheduler`` over
+``commands.admission``'s jobs), a task's outcome on the task's own (``streams.task_stage``).
 
 Its state is bounded whatever the tenant does (issue 16; decision 50):
 
@@ -15,10 +17,10 @@ Its state is bounded whatever the tenant does (issue 16; decision 50):
 * one entry per queued item (``queue:``, ``parked:``, ``eligible:``) and per timer page
   (``commands.timer_wheel``).
 
-The ``Scheduler`` (``commands.scheduler``) applies these rules for one command.
-Everything about a task itself (its agent, attempt, run, deadline) is in the task's own state
-(``commands.task``), and the agent's manifest is read from the agent when a run is dispatched:
-no copy per queued task.
+The ``Scheduler`` (``commands.scheduler``) applies these rules for one command. Admission
+knows of a task only its job (status, agent, attempt, run, deadline); its input is in the
+task's own state (``commands.task``), and the agent's manifest is read from the agent when a
+run is dispatched: no copy per queued task.
 
 Rules:
 

@@ -64,9 +64,9 @@ class Report:
     removed_stores: list[str] = field(default_factory=list)
 
 
-def partition_of(tenant: str, partitions: int) -> int:
-    """The partition of ``aion.commands`` that holds the tenant's commands."""
-    return (murmur2(tenant.encode()) & 0x7FFFFFFF) % partitions
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of a message key (a tenant on aion.commands, a task on aion.tasks)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def event_records(settings: Settings, report: Report) -> Iterator[tuple[str, dict[str, Any]]]:

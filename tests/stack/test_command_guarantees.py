@@ -11,7 +11,7 @@ import redis
 from confluent_kafka import Producer
 
 from aion.settings import Settings
-from schemas.topics import COMMANDS, producer_config
+from schemas.topics import COMMANDS, TASKS, producer_config
 from tests.stack.identity import admin_client
 from tests.stack.raw_commands import create_tenant_value
 from tests.stack.test_tenants_api import (
@@ -48,14 +48,14 @@ def test_a_retried_task_without_an_id_is_the_first_task_not_a_conflict(
                     headers={"Prefer": "wait=20"}).status_code == 201  # fmt: skip
     body = {"agent_name": "echo", "input": "{}"}
     headers = {"Idempotency-Key": f"task-{tenant}"}
-    before = commands_high_watermark(settings)
+    before = commands_high_watermark(settings, TASKS)
     first = api.post(f"/v1/tenants/{tenant}/tasks", json=body, headers=headers)
     again = api.post(f"/v1/tenants/{tenant}/tasks", json=body, headers=headers)
     assert first.status_code == 202, first.text
     assert again.status_code == 202, again.text
     assert again.json()["command_id"] == first.json()["command_id"]
     assert again.headers["idempotent-replayed"] == "true"
-    assert commands_high_watermark(settings) == before + 1
+    assert commands_high_watermark(settings, TASKS) == before + 1
 
 
 def test_the_same_key_with_another_body_is_a_409(api: httpx.Client, settings: Settings) -> None:

@@ -1,7 +1,7 @@
 """Enforcement and orchestration end to end: HTTP in, Kafka events and kernel dispatches out.
 
 Here the test plays the kernel workers' part, through the path they use (``streams.run_reports``:
-report commands on ``aion.commands``), so the real kernel worker is stopped for this module
+report commands on ``aion.tasks``), so the real kernel worker is stopped for this module
 (``tests/stack/test_kernel_runs.py`` runs it for real).
 """
 

@@ -37,8 +37,9 @@ def high_watermark(settings: Settings, topic: str) -> int:
         consumer.close()
 
 
-def commands_high_watermark(settings: Settings) -> int:
-    return high_watermark(settings, COMMANDS)
+def commands_high_watermark(settings: Settings, topic: str = COMMANDS) -> int:
+    """Commands produced so far to one stage's topic (a task's go to aion.tasks)."""
+    return high_watermark(settings, topic)
 
 
 def events_for(settings: Settings, aggregate_id: str) -> list[tuple[str, dict[str, Any]]]:
