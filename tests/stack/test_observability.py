@@ -18,6 +18,7 @@ import pytest
 
 from aion.settings import Settings
 from aion.trace_file import read_spans
+from streams.plan import derived_id
 from tests.conftest import AionProcesses
 from tests.stack.identity import admin_client
 from tests.stack.test_kernel_runs import agent, example
@@ -186,11 +187,22 @@ def test_one_trace_follows_the_task_through_every_role(
     [decided] = [
         s for s in found["worker"] if s["attributes"].get("messaging.message.id") == command_id
     ]
-    assert (decided["name"], decided["kind"]) == ("process aion.commands", "CONSUMER")
+    # (a task's commands are decided by the task stage, keyed by the task: decision 56)
+    assert (decided["name"], decided["kind"]) == ("process aion.tasks", "CONSUMER")
     assert decided["parent_span_id"] == root["span_id"]
     assert decided["attributes"]["messaging.system"] == "kafka"
-    assert decided["attributes"]["messaging.destination.name"] == "aion.commands"
-    assert decided["attributes"]["messaging.kafka.message.key"] == observed["tenant"]
+    assert decided["attributes"]["messaging.destination.name"] == "aion.tasks"
+    assert decided["attributes"]["messaging.kafka.message.key"] == key
+
+    # admission, on the tenant's partition, continues it: AdmitTask, then ScheduleRun
+    [admitted] = [
+        s
+        for s in found["worker"]
+        if s["attributes"].get("aion.command.type") == "aion.admission.AdmitTask"
+        and s["attributes"].get("messaging.kafka.message.key") == observed["tenant"]
+    ]
+    assert admitted["name"] == "process aion.commands"
+    assert admitted["trace_id"] == decided["trace_id"]
     assert decided["attributes"]["messaging.operation"] == "process"
     assert "messaging.kafka.message.offset" in decided["attributes"]
 
@@ -213,9 +225,10 @@ def test_one_trace_follows_the_task_through_every_role(
     assert all(by_id[s["parent_span_id"]]["service"] == "aion-kernel" for s in reports)
 
     # every projected event is a child of the command processor's span that produced it
+    stages = {"process aion.tasks", "process aion.commands"}
     for span in found["projector"]:
         parent = by_id[span["parent_span_id"]]
-        assert (parent["service"], parent["name"]) == ("aion-worker", "process aion.commands")
+        assert parent["service"] == "aion-worker" and parent["name"] in stages
 
 
 def test_the_kernels_log_line_names_the_command_run_and_trace(
@@ -235,7 +248,11 @@ def test_the_kernels_log_line_names_the_command_run_and_trace(
     eventually(lambda: line() is not None)
     entry = line()
     assert entry is not None
-    assert entry["command_id"] == observed["command_id"]  # the SubmitTask that dispatched it
+    # The ScheduleRun that dispatched it: admission's answer to the SubmitTask's AdmitTask,
+    # each id derived from the one before (decision 56); the correlation is the SubmitTask's.
+    task_id = observed["task_id"]
+    admit = derived_id(observed["command_id"], f"admit/{task_id}")
+    assert entry["command_id"] == derived_id(admit, f"schedule/{task_id}/1")
     assert entry["correlation_id"] == observed["command_id"]
     assert entry["role"] == "kernel" and len(entry["trace_id"]) == 32
 

@@ -33,11 +33,13 @@ def aion(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def tenant_documents(settings: Settings, tenant: str) -> dict[str, object]:
-    """The aggregates' states of the tenant, as the changelog holds them."""
+    """The aggregates' states of the tenant, as the changelogs hold them (the tenant stage's
+    and the task stage's), and admission's job of each live task (decision 56)."""
+    stored = {**stored_documents(settings, "aggregates"), **stored_documents(settings, "tasks")}
     return {
         key: document.get("state")
-        for key, document in stored_documents(settings, "aggregates").items()
-        if key.split(":", 1)[0] in ("tenant", "agent", "task", "policy")
+        for key, document in stored.items()
+        if key.split(":", 1)[0] in ("tenant", "agent", "task", "policy", "job")
         and key.split(":", 1)[1].split("/", 1)[0] == tenant
     }
 
@@ -82,7 +84,7 @@ def test_lost_changelogs_are_rebuilt_from_the_events_and_the_tenant_goes_on(
     assert task_status(api, tenant, "second") == "authorized"  # queued behind it
     processes.stop_role("worker")
     before = tenant_documents(settings, tenant)
-    assert len(before) >= 6  # tenant, agent, policy, three tasks
+    assert len(before) >= 9  # tenant, agent, policy, three tasks and their jobs
 
     kept = aion("replay", "write-model")
     said = kept.stdout + kept.stderr
