@@ -375,7 +375,15 @@ async def decide(
         emissions = [outgoing.emission for outgoing in ready]
     decided = Decided(event, command, emissions, writes, position=position)
     await send(stage.emitter, batch, decided, ready)
-    log.info("command %s %s -> %s", command.type, command.command_id, [e.record for e in emissions])
+    # The stages' own messages to each other are many (three per task) and say little alone.
+    level = logging.DEBUG if command.type in INTERNAL else logging.INFO
+    log.log(
+        level,
+        "command %s %s -> %s",
+        command.type,
+        command.command_id,
+        [e.record for e in emissions],
+    )
 
 
 async def rejected(

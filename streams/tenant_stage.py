@@ -199,6 +199,7 @@ class TenantWork(Working):
         due = scheduler.due_ms(limits)
         if scheduler.changed or document.get("due_ms") != due or self.command.type == TICK:
             document["due_ms"] = due
+            document.pop("recent", None)  # kept by Ticks before decision 56
             self.touch(key)
 
     # --- forwarding -----------------------------------------------------------------------
@@ -231,15 +232,14 @@ def plan_tenant_command(
     if task_stage_record(command.type):
         work.forward()
         return work.plan
-    tenant_id = work.tenant_id
     if command.type == TICK or command.type in ADMISSION:
-        primary_key = scheduler_key(tenant_id)
-        if work.duplicate(primary_key):
-            return Plan(duplicate=True)
+        # Idempotent by content (a known job is not admitted again, a forgotten one not
+        # settled, a Tick acts only on what is due), so no recent list: the timer reads every
+        # scheduler document each second, and they stay small.
         if command.type in ADMISSION:
             ADMISSION[command.type](work, dict(command.payload))
         work.advance()
-        return work.finish(primary_key)
+        return work.finish(None)
     aggregate = aggregate_for(command.type)
     aggregate_id = str(command.envelope["aggregate_id"])
     primary_key = state_key(aggregate.name, aggregate_id)
