@@ -27,7 +27,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from faust.types import EventT
@@ -39,7 +38,7 @@ from commands.aggregates import aggregate_for
 from commands.model import Command
 from commands.task import ENFORCEMENT_DECIDED
 from schemas.codec import DecodeError, RegistryUnavailable
-from schemas.topics import COMMANDS, TASKS
+from schemas.topics import TASKS
 from streams import failpoints
 from streams.app import StreamsApp
 from streams.command_failures import INTERNAL_ERROR, CommandFailed, Failures
@@ -67,8 +66,7 @@ from streams.producibility import (
     refusal,
 )
 from streams.refusals import Remembered, rejection
-from streams.task_stage import plan_task_command
-from streams.tenant_stage import plan_tenant_command
+from streams.stages import Stage, stages
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("aion.streams")
@@ -89,38 +87,6 @@ async def registry_retry(call: Callable[..., T], *args: Any) -> T:
             log.warning("schema registry unavailable (%s); retrying in %.1f s", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
-
-
-Planner = Callable[[Command, Callable[[str], dict[str, Any] | None], Any, int], Plan]
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One of the two keyed stages: its topic, its table, its producer and its planner."""
-
-    topic: str
-    table: Any
-    emitter: Emitter
-    planner: Planner
-    schedulers: Any = None  # the tenant stage keeps ``scheduler:`` documents apart
-
-    def target(self, key: str) -> Any:
-        if self.schedulers is not None and key.startswith("scheduler:"):
-            return self.schedulers
-        return self.table
-
-
-def stages(streams: StreamsApp) -> tuple[Stage, Stage]:
-    partitions = streams.settings.topic_partitions
-
-    def tenant_planner(command: Command, read: Any, facts: Any, grace_ms: int) -> Plan:
-        return plan_tenant_command(command, read, facts, grace_ms, partitions)
-
-    tenant = Stage(
-        COMMANDS, streams.aggregates, streams.emitter, tenant_planner, streams.schedulers
-    )
-    task = Stage(TASKS, streams.tasks, streams.task_emitter, plan_task_command)
-    return tenant, task
 
 
 def register(streams: StreamsApp) -> None:
