@@ -12,11 +12,13 @@ second.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 FETCH_MAX_WAIT_MS = 10
+log = logging.getLogger(__name__)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -30,6 +32,14 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        # Faust counts skipped offsets as handled. Our command topics have no control records
+        # and are not compacted, so a gap means records were skipped: say so loudly.
+        log.warning(
+            "consumer skipped %s offsets %d-%d (Faust acks them)", tp, offset_from, offset_to
+        )
+        await super()._add_gap(tp, offset_from, offset_to)
 
 
 class Transport(faust_aiokafka.Transport):
