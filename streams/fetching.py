@@ -12,6 +12,7 @@ second.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 FETCH_MAX_WAIT_MS = 10
 log = logging.getLogger(__name__)
+REREAD_AFTER_S = 0.05  # after the fetch loop recorded the stale record's offset
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -34,12 +36,17 @@ class _Consumer(faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
-        # Faust counts skipped offsets as handled. Our command topics have no control records
-        # and are not compacted, so a gap means records were skipped: say so loudly.
+        """Faust counts offsets its fetch loop skipped as handled. Our command topics have no
+        control records and are not compacted, so a skip is never legitimate: it happens when
+        the loop goes on with records fetched before a rebalance (a Kafka restart) while the
+        records after the committed offset were dropped from the buffers. Not acknowledged
+        here; the partition is read again from the first skipped offset once the stale record
+        is through (commands are idempotent: what was handled is recognised and skipped)."""
         log.warning(
-            "consumer skipped %s offsets %d-%d (Faust acks them)", tp, offset_from, offset_to
+            "consumer skipped %s offsets %d-%d; reading them again", tp, offset_from, offset_to
         )
-        await super()._add_gap(tp, offset_from, offset_to)
+        loop = asyncio.get_running_loop()
+        loop.call_later(REREAD_AFTER_S, lambda: loop.create_task(self.seek(tp, offset_from)))
 
 
 class Transport(faust_aiokafka.Transport):
