@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,25 +23,14 @@ from confluent_kafka import Producer
 
 from aion.settings import Settings
 from commands.admission import REPLICATE_FACT
-from schemas.codec import Codec, DecodeError
-from schemas.topics import TASKS, events_topic, producer_config
+from schemas.codec import Codec
+from schemas.topics import TASKS, producer_config
+from streams.rebuild_changelog import Report, event_records
 from streams.rebuild_state import documents, fold
-from streams.topic_snapshot import read_snapshot
 
 log = logging.getLogger(__name__)
 SOURCES = ("tenant", "agent", "api_key", "policy")
 BACKFILL_NAMESPACE = uuid.UUID("6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c")
-
-
-def fact_records(settings: Settings) -> Iterator[tuple[str, dict[str, Any]]]:
-    codec = Codec(settings.registry)
-    for name in SOURCES:
-        topic = events_topic(name)
-        for message in read_snapshot(settings.kafka, topic, "fact-backfill"):
-            try:
-                yield codec.decode(topic, message.value() or b"")
-            except DecodeError:
-                log.warning("an undecodable record on %s was skipped", topic)
 
 
 def fact_message(key: str, summary: dict[str, Any], partition: int) -> dict[str, Any]:
@@ -71,7 +59,10 @@ def fact_message(key: str, summary: dict[str, Any], partition: int) -> dict[str,
 
 def backfill(settings: Settings, partitions: int) -> int:
     """Send every current fact to every partition of aion.tasks; returns how many facts."""
-    folded = fold(fact_records(settings))
+    report = Report()
+    folded = fold(event_records(settings, report, SOURCES))
+    if report.undecodable:
+        log.warning("%d undecodable records were skipped", report.undecodable)
     facts = documents(folded, int(time.time() * 1000), settings.watchdog_grace_ms).facts
     if not facts:
         return 0

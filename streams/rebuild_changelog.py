@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,9 +69,12 @@ def partition_of(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def event_records(settings: Settings, report: Report) -> Iterator[tuple[str, dict[str, Any]]]:
+def event_records(
+    settings: Settings, report: Report, aggregates: Iterable[str] = tuple(AGGREGATES)
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every record of the aggregates' events topics, decoded (the undecodable counted)."""
     codec = Codec(settings.registry)
-    for name in AGGREGATES:
+    for name in aggregates:
         topic = events_topic(name)
         for message in read_snapshot(settings.kafka, topic, "rebuild-write-model"):
             try:
